@@ -1,0 +1,156 @@
+"""Full-ranking evaluation: score every item for every user, mask seen items, compute top-K metrics.
+
+Users are processed in chunks, so memory is bounded by ``chunk_size x n_items`` whatever the
+number of users. All methods (popularity, LightGCN, GLTA, ...) go through the same code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from glta_pipelines.core.errors import InputError
+
+METRIC_NAMES = ("recall", "ndcg", "precision", "hit_rate", "mrr")
+
+# Maps a LongTensor of user indices to a (len(users), n_items) float tensor of scores.
+ScoreFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def user_item_csr(users: np.ndarray, items: np.ndarray, n_users: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Compressed rows (``crow``, ``col``) of a user -> items relation, rows sorted by user."""
+    users, items = np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64)
+    order = np.lexsort((items, users))
+    counts = np.bincount(users, minlength=n_users)
+    crow = torch.zeros(n_users + 1, dtype=torch.long)
+    crow[1:] = torch.from_numpy(np.cumsum(counts))
+    return crow, torch.from_numpy(items[order])
+
+
+def rows_mask(crow: torch.Tensor, col: torch.Tensor, users: torch.Tensor, n_items: int) -> torch.Tensor:
+    """Dense boolean (len(users), n_items) mask of the given users' rows of a CSR relation."""
+    starts, lengths = crow[users], crow[users + 1] - crow[users]
+    rows = torch.repeat_interleave(torch.arange(len(users)), lengths)
+    offsets = torch.arange(int(lengths.sum())) - torch.repeat_interleave(torch.cumsum(lengths, 0) - lengths, lengths)
+    mask = torch.zeros(len(users), n_items, dtype=torch.bool)
+    mask[rows, col[torch.repeat_interleave(starts, lengths) + offsets]] = True
+    return mask
+
+
+def rank_top_k(
+    score_fn: ScoreFn,
+    exclude: pd.DataFrame,
+    n_users: int,
+    n_items: int,
+    k: int,
+    chunk_size: int = 1024,
+    users: np.ndarray | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-``k`` item indices and scores per user, never recommending the items in ``exclude``.
+
+    ``exclude`` has columns user_idx, item_idx (typically the user's training items).
+    Returns ``(indices, scores)``, each (len(users), k), best first.
+    """
+    users = np.arange(n_users) if users is None else np.asarray(users)
+    crow, col = user_item_csr(exclude["user_idx"].to_numpy(), exclude["item_idx"].to_numpy(), n_users)
+    k = min(k, n_items)
+    all_idx, all_scores = [], []
+    for start in range(0, len(users), chunk_size):
+        chunk = torch.from_numpy(users[start : start + chunk_size]).long()
+        scores = score_fn(chunk).float()
+        _check_scores(scores, len(chunk), n_items)
+        scores = scores.masked_fill(rows_mask(crow, col, chunk, n_items), float("-inf"))
+        top = torch.topk(scores, k, dim=1)
+        all_idx.append(top.indices)
+        all_scores.append(top.values)
+    return torch.cat(all_idx), torch.cat(all_scores)
+
+
+def _check_scores(scores: torch.Tensor, n_rows: int, n_items: int) -> None:
+    if scores.shape != (n_rows, n_items):
+        raise InputError("score function output", f"shape {tuple(scores.shape)}", f"({n_rows}, {n_items}): every item scored")
+
+
+def ranking_metrics(
+    score_fn: ScoreFn,
+    exclude: pd.DataFrame,
+    truth: pd.DataFrame,
+    n_users: int,
+    n_items: int,
+    ks: Sequence[int] = (10, 20),
+    chunk_size: int = 1024,
+) -> dict[str, float]:
+    """Recall, NDCG, Precision, Hit rate and MRR at each K, averaged over users with a truth item.
+
+    Keys are ``<metric>_at_<k>``. ``exclude`` items are masked before ranking; ``truth`` holds
+    the held-out (user_idx, item_idx) pairs to find.
+    """
+    if not ks or any(int(k) < 1 for k in ks):
+        raise InputError("parameter evaluate.ks", list(ks), "a non-empty list of positive integers")
+    ks = sorted({int(k) for k in ks})
+    users = np.unique(truth["user_idx"].to_numpy())
+    if len(users) == 0:
+        raise InputError("evaluation split", "0 users with held-out items", "at least one user to evaluate")
+    top_idx, _ = rank_top_k(score_fn, exclude, n_users, n_items, max(ks), chunk_size, users)
+    t_crow, t_col = user_item_csr(truth["user_idx"].to_numpy(), truth["item_idx"].to_numpy(), n_users)
+    sums = dict.fromkeys((f"{m}_at_{k}" for m in METRIC_NAMES for k in ks), 0.0)
+    for start in range(0, len(users), chunk_size):
+        chunk = torch.from_numpy(users[start : start + chunk_size]).long()
+        truth_mask = rows_mask(t_crow, t_col, chunk, n_items)
+        hits = truth_mask.gather(1, top_idx[start : start + chunk_size]).float()
+        for name, values in hit_metrics(hits, truth_mask.sum(1), ks).items():
+            sums[name] += float(values.sum())
+    return {name: total / len(users) for name, total in sums.items()}
+
+
+def hit_metrics(hits: torch.Tensor, n_truth: torch.Tensor, ks: Sequence[int]) -> dict[str, torch.Tensor]:
+    """Per-user metrics from a (users, K) 0/1 hit matrix of ranked lists and each user's truth count."""
+    out: dict[str, torch.Tensor] = {}
+    positions = torch.arange(hits.shape[1], dtype=torch.float32)
+    discounts = 1.0 / torch.log2(positions + 2.0)
+    n_truth = n_truth.float()
+    for k in ks:
+        top = hits[:, :k]
+        n_hit = top.sum(1)
+        ideal = torch.cumsum(discounts[:k], 0)[(n_truth.clamp(max=k) - 1).clamp(min=0).long()]
+        first = torch.where(top.any(1), top.argmax(1).float(), torch.full_like(n_hit, float("inf")))
+        out[f"recall_at_{k}"] = n_hit / n_truth.clamp(min=1)
+        out[f"ndcg_at_{k}"] = (top * discounts[:k]).sum(1) / ideal
+        out[f"precision_at_{k}"] = n_hit / k
+        out[f"hit_rate_at_{k}"] = (n_hit > 0).float()
+        out[f"mrr_at_{k}"] = 1.0 / (first + 1.0)
+    return out
+
+
+def metrics_table(method: str, split: str, metrics: dict[str, float]) -> pd.DataFrame:
+    """Long-format rows (split, method, metric, k, value) from ``<metric>_at_<k>`` keys."""
+    rows = []
+    for key, value in metrics.items():
+        metric, k = key.rsplit("_at_", 1)
+        rows.append({"split": split, "method": method, "metric": metric, "k": int(k), "value": float(value)})
+    return pd.DataFrame(rows, columns=["split", "method", "metric", "k", "value"])
+
+
+def evaluate_splits(
+    method: str,
+    score_fn: ScoreFn,
+    train: pd.DataFrame,
+    valid: pd.DataFrame,
+    test: pd.DataFrame,
+    n_users: int,
+    n_items: int,
+    ks: Sequence[int] = (10, 20),
+    chunk_size: int = 1024,
+) -> pd.DataFrame:
+    """The shared protocol: valid ranks with train masked; test ranks with train and valid masked."""
+    seen_for_test = pd.concat([train, valid], ignore_index=True)
+    return pd.concat(
+        [
+            metrics_table(method, "valid", ranking_metrics(score_fn, train, valid, n_users, n_items, ks, chunk_size)),
+            metrics_table(method, "test", ranking_metrics(score_fn, seen_for_test, test, n_users, n_items, ks, chunk_size)),
+        ],
+        ignore_index=True,
+    )

@@ -1,0 +1,38 @@
+"""Validation of the whole parameter tree before a run starts (nothing is written first).
+
+Each check builds the same typed config the node builds, so there is one definition of what
+a valid parameter is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from glta_pipelines.core.config import config_from_params
+from glta_pipelines.core.datasets import ADAPTERS
+from glta_pipelines.core.errors import InputError
+from glta_pipelines.core.interactions import SplitConfig
+from glta_pipelines.core.lightgcn import LightGCNConfig
+
+
+def validate_parameters(params: Mapping[str, Any]) -> None:
+    """Raise :class:`InputError` naming the first invalid parameter."""
+    dataset = params.get("dataset", {})
+    if dataset.get("name") not in ADAPTERS:
+        raise InputError("parameter dataset.name", repr(dataset.get("name")), f"one of {sorted(ADAPTERS)}")
+    graph = params.get("graph", {})
+    if graph:
+        k_core = graph.get("k_core") or 0
+        if not isinstance(k_core, int) or k_core < 0:
+            raise InputError("parameter graph.k_core", repr(k_core), "a non-negative integer (0 or 1: no filter)")
+        config_from_params(SplitConfig, graph.get("split"), "graph.split")
+    if "pretrain_gnn" in params:
+        config_from_params(LightGCNConfig, params["pretrain_gnn"].get("lightgcn"), "pretrain_gnn.lightgcn")
+    evaluation = params.get("evaluate", {}).get("evaluation")
+    if evaluation is not None:
+        ks = evaluation.get("ks")
+        if not ks or not all(isinstance(k, int) and k > 0 for k in ks):
+            raise InputError("parameter evaluate.evaluation.ks", repr(ks), "a non-empty list of positive integers")
+        if evaluation.get("plot_k") not in ks:
+            raise InputError("parameter evaluate.evaluation.plot_k", repr(evaluation.get("plot_k")), f"one of ks {ks}")

@@ -1,0 +1,50 @@
+"""Nodes of the ``graph`` stage."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+
+from glta_pipelines.core.config import config_from_params
+from glta_pipelines.core.interactions import (
+    SplitConfig,
+    build_id_map,
+    encode_ids,
+    graph_statistics,
+    k_core_filter,
+    split_per_user,
+    to_implicit,
+)
+
+log = logging.getLogger(__name__)
+
+
+def filter_interactions(interactions: pd.DataFrame, min_rating: float | None, k_core: int) -> pd.DataFrame:
+    """Implicit feedback (ratings >= ``min_rating``; None keeps all), then the ``k_core`` filter."""
+    implicit = k_core_filter(to_implicit(interactions, min_rating), int(k_core or 0))
+    log.info("Kept %d of %d interactions after implicit feedback and %s-core", len(implicit), len(interactions), k_core)
+    return implicit
+
+
+def build_id_maps(implicit: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Contiguous indices for users and items: (user_map, item_map)."""
+    return build_id_map(implicit["user_id"], "user_idx"), build_id_map(implicit["item_id"], "item_idx")
+
+
+def split_interactions(
+    implicit: pd.DataFrame, user_map: pd.DataFrame, item_map: pd.DataFrame, split: dict[str, Any]
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Encode ids and split each user's interactions into (train, valid, test)."""
+    splits = split_per_user(encode_ids(implicit, user_map, item_map), config_from_params(SplitConfig, split, "graph.split"))
+    return splits["train"], splits["valid"], splits["test"]
+
+
+def compute_statistics(
+    train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame, user_map: pd.DataFrame, item_map: pd.DataFrame
+) -> dict[str, float]:
+    """Users, items, edges and density of the graph, overall and per split."""
+    stats = graph_statistics({"train": train, "valid": valid, "test": test}, len(user_map), len(item_map))
+    log.info("Graph: %s", ", ".join(f"{k}={v:.4g}" for k, v in stats.items()))
+    return stats

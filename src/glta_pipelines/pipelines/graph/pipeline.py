@@ -1,0 +1,21 @@
+"""Wiring of the ``graph`` stage."""
+
+from kedro.pipeline import Node, Pipeline
+
+from glta_pipelines.pipelines.graph.nodes import build_id_maps, compute_statistics, filter_interactions, split_interactions
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(filter_interactions, inputs=["ingest.interactions", "params:min_rating", "params:k_core"],
+                 outputs="implicit_interactions", name="filter_interactions"),
+            Node(build_id_maps, inputs="implicit_interactions", outputs=["user_map", "item_map"], name="build_id_maps"),
+            Node(split_interactions, inputs=["implicit_interactions", "user_map", "item_map", "params:split"],
+                 outputs=["train", "valid", "test"], name="split_interactions"),
+            Node(compute_statistics, inputs=["train", "valid", "test", "user_map", "item_map"],
+                 outputs="statistics", name="compute_statistics"),
+        ],
+        namespace="graph",
+        inputs={"ingest.interactions"},
+    )

@@ -1,0 +1,43 @@
+"""Shared fixtures: a small synthetic interaction log with known structure."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def make_interactions(n_users: int = 60, n_items: int = 40, per_user: int = 12, seed: int = 0) -> pd.DataFrame:
+    """Ratings where users in two communities prefer two halves of the catalogue."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(n_users):
+        pool = np.arange(n_items // 2) if u % 2 == 0 else np.arange(n_items // 2, n_items)
+        for i in rng.choice(pool, size=per_user, replace=False):
+            rows.append((f"u{u}", f"i{i}", float(rng.integers(1, 6)), int(1_000_000 + rng.integers(0, 10_000))))
+    return pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"])
+
+
+def make_items(n_items: int = 40) -> pd.DataFrame:
+    return pd.DataFrame({
+        "item_id": pd.array([f"i{i}" for i in range(n_items)], dtype="string"),
+        "title": pd.array([f"Item {i}" for i in range(n_items)], dtype="string"),
+        "year": pd.array([1990 + i % 10 for i in range(n_items)], dtype="Int64"),
+        "genres": pd.array(["Drama|Comedy" if i % 2 else "Action" for i in range(n_items)], dtype="string"),
+    })
+
+
+@pytest.fixture
+def interactions() -> pd.DataFrame:
+    return make_interactions()
+
+
+@pytest.fixture
+def items() -> pd.DataFrame:
+    return make_items()

@@ -1,0 +1,104 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from glta_pipelines.core.config import config_from_params
+from glta_pipelines.core.errors import InputError
+from glta_pipelines.core.interactions import (
+    SplitConfig,
+    build_id_map,
+    decode_ids,
+    encode_ids,
+    k_core_filter,
+    split_per_user,
+    to_implicit,
+)
+
+
+def _encoded(interactions):
+    user_map, item_map = build_id_map(interactions["user_id"], "user_idx"), build_id_map(interactions["item_id"], "item_idx")
+    return encode_ids(interactions, user_map, item_map), user_map, item_map
+
+
+def test_id_maps_are_contiguous_and_round_trip(interactions):
+    encoded, user_map, item_map = _encoded(interactions)
+    assert user_map["user_idx"].tolist() == list(range(interactions["user_id"].nunique()))
+    assert item_map["item_idx"].tolist() == list(range(interactions["item_id"].nunique()))
+    decoded = decode_ids(encoded, user_map, item_map)
+    original = set(zip(interactions["user_id"], interactions["item_id"]))
+    assert set(zip(decoded["user_id"], decoded["item_id"])) == original
+
+
+@pytest.mark.parametrize("strategy", ["random", "leave-last-out"])
+def test_split_is_disjoint_complete_and_deterministic(interactions, strategy):
+    encoded, user_map, _ = _encoded(interactions)
+    config = SplitConfig(strategy=strategy, seed=7)
+    first, second = split_per_user(encoded, config), split_per_user(encoded, config)
+    pairs = {name: set(zip(df["user_idx"], df["item_idx"])) for name, df in first.items()}
+    assert not pairs["train"] & pairs["valid"] and not pairs["train"] & pairs["test"] and not pairs["valid"] & pairs["test"]
+    assert sum(len(p) for p in pairs.values()) == len(encoded)
+    for name in first:
+        assert set(first[name]["user_idx"]) == set(user_map["user_idx"]), f"{name} misses users"
+        pd.testing.assert_frame_equal(first[name], second[name])
+    other_seed = split_per_user(encoded, SplitConfig(strategy=strategy, seed=8))
+    if strategy == "random":
+        assert not first["test"].equals(other_seed["test"])
+
+
+def test_random_split_follows_ratios(interactions):
+    encoded, _, _ = _encoded(interactions)  # 12 interactions per user
+    splits = split_per_user(encoded, SplitConfig(ratios=(0.5, 0.25, 0.25)))
+    assert splits["train"].groupby("user_idx").size().eq(6).all()
+    assert splits["test"].groupby("user_idx").size().eq(3).all()
+
+
+def test_leave_last_out_holds_out_latest(interactions):
+    encoded, _, _ = _encoded(interactions)
+    splits = split_per_user(encoded, SplitConfig(strategy="leave-last-out"))
+    latest = encoded.groupby("user_idx")["timestamp"].max()
+    assert (splits["test"].set_index("user_idx")["timestamp"] == latest).all()
+    assert splits["valid"].groupby("user_idx").size().eq(1).all()
+    assert (splits["train"].groupby("user_idx")["timestamp"].max() <= splits["valid"].set_index("user_idx")["timestamp"]).all()
+
+
+def test_users_with_few_interactions_go_wholly_to_train():
+    encoded = pd.DataFrame({"user_idx": [0, 0, 1, 1, 1, 1], "item_idx": [0, 1, 0, 1, 2, 3], "timestamp": range(6)})
+    splits = split_per_user(encoded, SplitConfig(min_interactions=3))
+    assert set(splits["train"].loc[splits["train"]["user_idx"] == 0, "item_idx"]) == {0, 1}
+    assert 0 not in set(splits["valid"]["user_idx"]) | set(splits["test"]["user_idx"])
+
+
+def test_split_ratios_must_sum_to_one():
+    with pytest.raises(InputError, match=r"graph\.split\.ratios.*\[0\.8, 0\.1, 0\.2\].*sum to 1"):
+        config_from_params(SplitConfig, {"ratios": [0.8, 0.1, 0.2]}, "graph.split")
+
+
+def test_unknown_split_parameter_is_named():
+    with pytest.raises(InputError, match=r"graph\.split.*unknown keys \['ratio'\]"):
+        config_from_params(SplitConfig, {"ratio": [0.8, 0.1, 0.1]}, "graph.split")
+
+
+def test_implicit_threshold_and_duplicates_keep_latest():
+    raw = pd.DataFrame({"user_id": ["a", "a", "b"], "item_id": ["x", "x", "y"], "rating": [5.0, 2.0, 4.0],
+                        "timestamp": [2, 1, 3]})
+    kept = to_implicit(raw, None)
+    assert len(kept) == 2 and kept.loc[kept["user_id"] == "a", "rating"].item() == 5.0
+    assert to_implicit(raw, 4.5)["user_id"].tolist() == ["a"]
+
+
+def test_threshold_that_removes_everything_is_an_error():
+    raw = pd.DataFrame({"user_id": ["a"], "item_id": ["x"], "rating": [3.0], "timestamp": [1]})
+    with pytest.raises(InputError, match=r"graph\.min_rating.*leaves 0 of 1"):
+        to_implicit(raw, 4.0)
+
+
+def test_k_core_filters_until_stable(interactions):
+    sparse_user = pd.DataFrame({"user_id": ["lonely"], "item_id": ["i0"], "rating": [1.0], "timestamp": [1]})
+    kept = k_core_filter(pd.concat([interactions, sparse_user], ignore_index=True), 5)
+    assert "lonely" not in set(kept["user_id"])
+    assert kept.groupby("user_id").size().min() >= 5 and kept.groupby("item_id").size().min() >= 5
+
+
+def test_k_core_that_removes_everything_is_an_error(interactions):
+    with pytest.raises(InputError, match=r"graph\.k_core.*removes all"):
+        k_core_filter(interactions, 1000)

@@ -1,0 +1,97 @@
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch_geometric.metrics import LinkPredHitRatio, LinkPredMRR, LinkPredNDCG, LinkPredPrecision, LinkPredRecall
+
+from glta_pipelines.core.errors import InputError
+from glta_pipelines.core.ranking import evaluate_splits, rank_top_k, ranking_metrics
+
+
+def _pairs(pairs):
+    return pd.DataFrame(pairs, columns=["user_idx", "item_idx"])
+
+
+def _fixed(scores):
+    scores = torch.tensor(scores, dtype=torch.float32)
+    return lambda users: scores[users]
+
+
+def test_hand_computed_case():
+    # One user, 5 items. Item 0 is seen (masked). Ranking of the rest: 1, 2, 3, 4. Truth {2, 4}.
+    score_fn = _fixed([[9.0, 5.0, 4.0, 3.0, 2.0]])
+    m = ranking_metrics(score_fn, _pairs([(0, 0)]), _pairs([(0, 2), (0, 4)]), 1, 5, ks=[2, 4])
+    assert m["recall_at_2"] == pytest.approx(0.5)
+    assert m["precision_at_2"] == pytest.approx(0.5)
+    assert m["hit_rate_at_2"] == 1.0
+    assert m["mrr_at_2"] == pytest.approx(0.5)
+    ideal = 1 + 1 / math.log2(3)
+    assert m["ndcg_at_2"] == pytest.approx((1 / math.log2(3)) / ideal)
+    assert m["ndcg_at_4"] == pytest.approx((1 / math.log2(3) + 1 / math.log2(5)) / ideal)
+    assert m["recall_at_4"] == 1.0
+
+
+def test_users_without_truth_are_not_averaged_and_misses_score_zero():
+    score_fn = _fixed([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    # user 0 finds its item at rank 1, user 1 misses at k=1, user 2 has no truth
+    m = ranking_metrics(score_fn, _pairs([]), _pairs([(0, 0), (1, 2)]), 3, 3, ks=[1])
+    assert m["recall_at_1"] == pytest.approx(0.5)
+    assert m["mrr_at_1"] == pytest.approx(0.5)
+
+
+def test_seen_items_are_never_recommended():
+    rng = np.random.default_rng(0)
+    n_users, n_items = 30, 25
+    seen = _pairs({(int(u), int(i)) for u, i in zip(rng.integers(0, n_users, 200), rng.integers(0, n_items, 200))})
+    top, _ = rank_top_k(lambda u: torch.randn(len(u), n_items), seen, n_users, n_items, k=10, chunk_size=7)
+    assert top.shape == (n_users, 10)
+    assert seen.groupby("user_idx").size().max() <= n_items - 10  # enough unseen items to fill the list
+    recommended = {(u, int(i)) for u in range(n_users) for i in top[u]}
+    assert not recommended & set(map(tuple, seen.to_numpy().tolist()))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_matches_torch_geometric_link_pred_metrics(seed):
+    rng = np.random.default_rng(seed)
+    n_users, n_items, k = 50, 80, 10
+    scores = torch.from_numpy(rng.normal(size=(n_users, n_items)).astype(np.float32))
+    truth = _pairs({(u, int(i)) for u in range(n_users) for i in rng.choice(n_items, rng.integers(1, 12), replace=False)})
+    ours = ranking_metrics(_fixed(scores.numpy()), _pairs([]), truth, n_users, n_items, ks=[k], chunk_size=16)
+    top = torch.topk(scores, k, dim=1).indices
+    label_index = torch.from_numpy(truth.to_numpy().T.copy()).long()
+    for name, metric in [("recall", LinkPredRecall(k)), ("precision", LinkPredPrecision(k)),
+                         ("ndcg", LinkPredNDCG(k)), ("mrr", LinkPredMRR(k)), ("hit_rate", LinkPredHitRatio(k))]:
+        metric.update(top, label_index)
+        assert ours[f"{name}_at_{k}"] == pytest.approx(float(metric.compute()), abs=1e-5), name
+
+
+def test_chunking_does_not_change_results():
+    rng = np.random.default_rng(3)
+    scores = rng.normal(size=(40, 30)).astype(np.float32)
+    seen = _pairs({(int(u), int(i)) for u, i in zip(rng.integers(0, 40, 150), rng.integers(0, 30, 150))})
+    truth = _pairs({(int(u), int(i)) for u, i in zip(rng.integers(0, 40, 100), rng.integers(0, 30, 100))} - set(
+        map(tuple, seen.to_numpy().tolist())))
+    a = ranking_metrics(_fixed(scores), seen, truth, 40, 30, ks=[5, 10], chunk_size=3)
+    b = ranking_metrics(_fixed(scores), seen, truth, 40, 30, ks=[5, 10], chunk_size=1000)
+    assert a == pytest.approx(b)
+
+
+def test_test_split_masks_train_and_valid():
+    # Item 0 is the best-scored item but was in valid: for test it must be masked.
+    score_fn = _fixed([[3.0, 2.0, 1.0]])
+    table = evaluate_splits("m", score_fn, _pairs([(0, 2)]), _pairs([(0, 0)]), _pairs([(0, 1)]), 1, 3, ks=[1])
+    test = table[(table["split"] == "test") & (table["metric"] == "recall")]["value"].item()
+    valid = table[(table["split"] == "valid") & (table["metric"] == "recall")]["value"].item()
+    assert test == 1.0 and valid == 1.0
+
+
+def test_score_function_must_score_every_item():
+    with pytest.raises(InputError, match=r"score function output.*every item scored"):
+        ranking_metrics(lambda u: torch.zeros(len(u), 2), _pairs([]), _pairs([(0, 0)]), 1, 3, ks=[1])
+
+
+def test_bad_ks_are_named():
+    with pytest.raises(InputError, match="evaluate.ks"):
+        ranking_metrics(_fixed([[1.0]]), _pairs([]), _pairs([(0, 0)]), 1, 1, ks=[0])
