@@ -41,3 +41,19 @@ def interactions() -> pd.DataFrame:
 @pytest.fixture
 def items() -> pd.DataFrame:
     return make_items()
+
+
+ROOT = __import__("pathlib").Path(__file__).parents[1]
+
+
+@pytest.fixture
+def project_copy(tmp_path, monkeypatch):
+    """A throw-away copy of the Kedro project (conf and metadata; the package itself is installed):
+    own data folder and own MLflow store, so a test never touches the developer's runs."""
+    import shutil
+
+    shutil.copytree(ROOT / "conf", tmp_path / "conf")
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    (tmp_path / "src").mkdir()  # Kedro requires the source folder to exist inside the project
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

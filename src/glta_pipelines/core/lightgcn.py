@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,6 +24,7 @@ from glta_pipelines.core.errors import InputError
 from glta_pipelines.core.ranking import ranking_metrics
 
 log = logging.getLogger(__name__)
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 
@@ -62,7 +64,8 @@ def normalized_adjacency(users: np.ndarray, items: np.ndarray, n_users: int, n_i
     degree = torch.bincount(row, minlength=n).float()
     inv_sqrt = degree.pow(-0.5).masked_fill(degree == 0, 0.0)
     values = inv_sqrt[row] * inv_sqrt[col]
-    return torch.sparse_coo_tensor(torch.stack([row, col]), values, (n, n)).coalesce().to_sparse_csr()
+    coo = torch.sparse_coo_tensor(torch.stack([row, col]), values, (n, n), check_invariants=False)
+    return coo.coalesce().to_sparse_csr()  # CSR: PyG's spmm would convert COO on every forward
 
 
 def build_model(n_users: int, n_items: int, config: LightGCNConfig) -> LightGCN:
@@ -90,16 +93,26 @@ class NegativeSampler:
             raise InputError("training interactions", "a user who interacted with every item",
                              "at least one non-interacted item per user for negative sampling")
 
-    def sample(self, users: np.ndarray, max_rounds: int = 20) -> np.ndarray:
+    def sample(self, users: np.ndarray, max_rounds: int = 10) -> np.ndarray:
+        """One negative per user: rejection sampling, then an exact draw for rows still clashing."""
+        users = users.astype(np.int64)
         negatives = self.rng.integers(0, self.n_items, len(users))
+        clash = self._is_positive(users, negatives)
         for _ in range(max_rounds):
-            keys = users.astype(np.int64) * self.n_items + negatives
-            found = np.searchsorted(self.positive_keys, keys).clip(max=len(self.positive_keys) - 1)
-            clash = self.positive_keys[found] == keys
             if not clash.any():
-                break
+                return negatives
             negatives[clash] = self.rng.integers(0, self.n_items, int(clash.sum()))
+            clash = self._is_positive(users, negatives)
+        for row in np.flatnonzero(clash):  # dense users: draw from the complement directly
+            lo, hi = np.searchsorted(self.positive_keys, [users[row] * self.n_items, (users[row] + 1) * self.n_items])
+            allowed = np.setdiff1d(np.arange(self.n_items), self.positive_keys[lo:hi] - users[row] * self.n_items)
+            negatives[row] = self.rng.choice(allowed)
         return negatives
+
+    def _is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        keys = users * self.n_items + items
+        found = np.searchsorted(self.positive_keys, keys).clip(max=len(self.positive_keys) - 1)
+        return self.positive_keys[found] == keys
 
 
 def bpr_loss(user_e: torch.Tensor, pos_e: torch.Tensor, neg_e: torch.Tensor) -> torch.Tensor:

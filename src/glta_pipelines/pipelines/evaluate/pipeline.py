@@ -4,13 +4,15 @@ from kedro.pipeline import Node, Pipeline
 
 from glta_pipelines.pipelines.evaluate.nodes import combine_metrics, evaluate_lightgcn, evaluate_popularity, plot_metrics
 
-SPLIT = ["graph.train", "graph.valid", "graph.test", "graph.user_map", "graph.item_map", "params:evaluation"]
+SPLIT = ["train", "valid", "test", "user_map", "item_map"]
+EXTERNAL_INPUTS = {**{name: f"graph.{name}" for name in SPLIT}, "lightgcn_embeddings": "pretrain_gnn.embeddings"}
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     methods = {
-        "popularity": Node(evaluate_popularity, inputs=SPLIT, outputs="popularity_metrics", name="evaluate_popularity"),
-        "lightgcn": Node(evaluate_lightgcn, inputs=["pretrain_gnn.embeddings", *SPLIT],
+        "popularity": Node(evaluate_popularity, inputs=[*SPLIT, "params:evaluation"],
+                           outputs="popularity_metrics", name="evaluate_popularity"),
+        "lightgcn": Node(evaluate_lightgcn, inputs=["lightgcn_embeddings", *SPLIT, "params:evaluation"],
                          outputs="lightgcn_metrics", name="evaluate_lightgcn"),
     }
     return Pipeline(
@@ -20,5 +22,5 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(plot_metrics, inputs=["metrics", "params:evaluation"], outputs="metrics_plot", name="plot_metrics"),
         ],
         namespace="evaluate",
-        inputs={"graph.train", "graph.valid", "graph.test", "graph.user_map", "graph.item_map", "pretrain_gnn.embeddings"},
+        inputs=EXTERNAL_INPUTS,
     )

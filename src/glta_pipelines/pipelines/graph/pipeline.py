@@ -8,7 +8,7 @@ from glta_pipelines.pipelines.graph.nodes import build_id_maps, compute_statisti
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
-            Node(filter_interactions, inputs=["ingest.interactions", "params:min_rating", "params:k_core"],
+            Node(filter_interactions, inputs=["interactions", "params:min_rating", "params:k_core"],
                  outputs="implicit_interactions", name="filter_interactions"),
             Node(build_id_maps, inputs="implicit_interactions", outputs=["user_map", "item_map"], name="build_id_maps"),
             Node(split_interactions, inputs=["implicit_interactions", "user_map", "item_map", "params:split"],
@@ -17,5 +17,5 @@ def create_pipeline(**kwargs) -> Pipeline:
                  outputs="statistics", name="compute_statistics"),
         ],
         namespace="graph",
-        inputs={"ingest.interactions"},
+        inputs={"interactions": "ingest.interactions"},
     )

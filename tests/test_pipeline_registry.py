@@ -1,0 +1,20 @@
+from glta_pipelines.pipeline_registry import STAGES, register_pipelines
+
+
+def test_full_contains_every_stage_in_order():
+    pipelines = register_pipelines()
+    full_nodes = set(pipelines["full"].nodes)
+    for stage in STAGES:
+        assert set(pipelines[stage].nodes) <= full_nodes, stage
+    assert set().union(*(set(pipelines[s].nodes) for s in STAGES)) == full_nodes
+    assert pipelines["__default__"] is pipelines["full"]
+    stages = list(STAGES)
+    for i, stage in enumerate(stages):
+        later_outputs = set().union(*(pipelines[s].all_outputs() for s in stages[i + 1 :]))
+        assert not pipelines[stage].inputs() & later_outputs, f"{stage} consumes a later stage's output"
+
+
+def test_every_stage_is_namespaced():
+    for stage, pipe in register_pipelines().items():
+        if stage in STAGES:
+            assert {n.namespace for n in pipe.nodes} == {stage}

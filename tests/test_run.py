@@ -1,0 +1,77 @@
+"""Real Kedro sessions of the `full` pipeline in the `test` environment, in a temporary project
+copy (own data folder, own MLflow store): what a user gets from `kedro run`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+from mlflow.tracking import MlflowClient
+
+from glta_pipelines.core.errors import InputError
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def project(project_copy) -> Path:
+    bootstrap_project(project_copy)
+    return project_copy
+
+
+def run(project: Path, runtime_params: dict | None = None, pipeline: str = "full") -> None:
+    with KedroSession.create(project_path=project, env="test", runtime_params=runtime_params) as session:
+        session.run(pipeline_names=[pipeline])
+
+
+def runs(project: Path):
+    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("glta-pipelines")
+    return client, client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"])
+
+
+def test_full_run_is_tracked_in_mlflow(project):
+    run(project)
+    client, found = runs(project)
+    assert len(found) == 1
+    mlflow_run = found[0]
+    assert mlflow_run.info.status == "FINISHED"
+    metrics = mlflow_run.data.metrics
+    for method in ("popularity", "lightgcn"):
+        for split in ("valid", "test"):
+            for name in ("recall", "ndcg", "precision", "hit_rate", "mrr"):
+                assert 0 <= metrics[f"{split}.{method}.{name}_at_20"] <= 1
+    assert metrics["graph.n_users"] == 943 and metrics["graph.n_items"] == 1682
+    history = client.get_metric_history(mlflow_run.info.run_id, "lightgcn.loss")
+    assert [m.step for m in history] == [1, 2, 3, 4]
+    params = mlflow_run.data.params
+    assert params["pretrain_gnn.lightgcn.max_epochs"] == "4"
+    assert params["dataset.name"] == "movielens-100k"
+    tags = mlflow_run.data.tags
+    assert tags["pipeline_names"] == "full" and tags["dataset"] == "movielens-100k" and "git_commit" in tags
+    artifacts = {a.path for a in client.list_artifacts(mlflow_run.info.run_id, "evaluate")}
+    assert {"evaluate/metrics.csv", "evaluate/metrics_plot.png"} <= artifacts
+    # versioned outputs: one timestamped version per run
+    assert len(list((project / "data/08_reporting/metrics.parquet").iterdir())) == 1
+    assert len(list((project / "data/06_models/lightgcn_weights.safetensors").iterdir())) == 1
+
+
+def test_bad_parameter_fails_before_anything_is_written(project):
+    with pytest.raises(InputError, match=r"graph\.split\.ratios.*sum to 1"):
+        run(project, {"graph": {"split": {"ratios": [0.8, 0.1, 0.2]}}})
+    assert not [p for p in (project / "data").rglob("*") if p.is_file()]
+    _, found = runs(project)
+    assert [r.info.status for r in found] == ["FAILED"]
+
+
+def test_failing_node_marks_the_run_failed_and_keeps_earlier_outputs(project):
+    run(project, pipeline="ingest")
+    first = sorted((project / "data/02_intermediate/interactions.parquet").iterdir())
+    with pytest.raises(InputError, match=r"graph\.k_core.*removes all"):
+        run(project, {"graph": {"k_core": 100000}})
+    _, found = runs(project)
+    assert [r.info.status for r in found] == ["FAILED", "FINISHED"]
+    assert set(first) <= set((project / "data/02_intermediate/interactions.parquet").iterdir())
+    assert not (project / "data/05_model_input").exists()
