@@ -35,12 +35,12 @@ class LightGCNConfig:
 
     embedding_dim: int = 64
     num_layers: int = 3
-    learning_rate: float = 1e-3
+    learning_rate: float = 2e-3
     batch_size: int = 2048
-    max_epochs: int = 400
+    max_epochs: int = 300
     weight_decay: float = 1e-4  # L2 on the batch's layer-0 embeddings, as in the LightGCN paper
-    eval_every: int = 5
-    patience: int = 10  # evaluations without a better validation score before stopping
+    eval_every: int = 10
+    patience: int = 5  # evaluations without a better validation score before stopping
     selection_metric: str = "recall_at_20"
     seed: int = 2025
 
