@@ -57,3 +57,30 @@ def project_copy(tmp_path, monkeypatch):
     (tmp_path / "src").mkdir()  # Kedro requires the source folder to exist inside the project
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def bundled_model_dir(tmp_path_factory):
+    """The real bundled SmolLM2, converted once per test session through the product's cache path."""
+    from glta_pipelines.core.llm import LLMConfig, resolve_model
+
+    return resolve_model(LLMConfig(cache_dir=str(tmp_path_factory.mktemp("llm_cache"))))
+
+
+@pytest.fixture(scope="session")
+def tiny_llm_dir(bundled_model_dir, tmp_path_factory):
+    """A tiny randomly initialised Llama with the bundled tokenizer, for fast tests only.
+
+    It is never the product's model: the product loads the real bundled SmolLM2.
+    """
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(bundled_model_dir)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny_llama")
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

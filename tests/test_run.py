@@ -21,8 +21,17 @@ def project(project_copy) -> Path:
     return project_copy
 
 
+@pytest.fixture(autouse=True)
+def tiny_llm(tiny_llm_dir, monkeypatch):
+    """Sessions here use the tiny test LLM (tests/conftest.py), never a download."""
+    monkeypatch.setenv("GLTA_TEST_LLM", str(tiny_llm_dir))
+
+
 def run(project: Path, runtime_params: dict | None = None, pipeline: str = "full") -> None:
-    with KedroSession.create(project_path=project, env="test", runtime_params=runtime_params) as session:
+    import os
+
+    params = {"llm": {"model": os.environ["GLTA_TEST_LLM"]}, **(runtime_params or {})}
+    with KedroSession.create(project_path=project, env="test", runtime_params=params) as session:
         session.run(pipeline_names=[pipeline])
 
 

@@ -13,7 +13,9 @@ from glta_pipelines.core.config import config_from_params
 from glta_pipelines.core.datasets import ADAPTERS
 from glta_pipelines.core.errors import InputError
 from glta_pipelines.core.interactions import SplitConfig
+from glta_pipelines.core.glta import AlignConfig, gllm_config_from_params
 from glta_pipelines.core.lightgcn import LightGCNConfig
+from glta_pipelines.core.llm import LLMConfig
 
 
 def validate_parameters(params: Mapping[str, Any]) -> None:
@@ -27,6 +29,15 @@ def validate_parameters(params: Mapping[str, Any]) -> None:
         if not isinstance(k_core, int) or k_core < 0:
             raise InputError("parameter graph.k_core", repr(k_core), "a non-negative integer (0 or 1: no filter)")
         config_from_params(SplitConfig, graph.get("split"), "graph.split")
+        holdout = graph.get("alignment_holdout") or {}
+        if not 0 <= holdout.get("fraction", 0) < 1:
+            raise InputError("parameter graph.alignment_holdout.fraction", holdout.get("fraction"), "a fraction in [0, 1)")
+    if "llm" in params:
+        config_from_params(LLMConfig, params["llm"], "llm")
+    if "align_tokens" in params:
+        config_from_params(AlignConfig, params["align_tokens"].get("alignment"), "align_tokens.alignment")
+    if "gllm_finetune" in params:
+        gllm_config_from_params(params["gllm_finetune"].get("gllm"))
     if "pretrain_gnn" in params:
         config_from_params(LightGCNConfig, params["pretrain_gnn"].get("lightgcn"), "pretrain_gnn.lightgcn")
     evaluation = params.get("evaluate", {}).get("evaluation")

@@ -4,20 +4,29 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from glta_pipelines.pipelines import evaluate, graph, ingest, pretrain_gnn
+from glta_pipelines.pipelines import align_tokens, evaluate, gllm_finetune, graph, ingest, pretrain_gnn
 
-# In run order; later stages (align_tokens, gllm_finetune) slot in before `evaluate`.
+# In run order.
 STAGES = {
     "ingest": ingest.create_pipeline,
     "graph": graph.create_pipeline,
     "pretrain_gnn": pretrain_gnn.create_pipeline,
+    "align_tokens": align_tokens.create_pipeline,
+    "gllm_finetune": gllm_finetune.create_pipeline,
     "evaluate": evaluate.create_pipeline,
+}
+# Re-runs on the latest persisted upstream outputs (ablations, tuning): `kedro run --pipeline=glta`.
+PARTIAL = {
+    "glta": ("align_tokens", "gllm_finetune", "evaluate"),
+    "gllm": ("gllm_finetune", "evaluate"),
 }
 
 
 def register_pipelines() -> dict[str, Pipeline]:
-    """Each stage by name, ``full`` = all stages, ``__default__`` = ``full``."""
+    """Each stage by name, ``full`` = all stages, ``__default__`` = ``full``, plus :data:`PARTIAL`."""
     pipelines = {name: create() for name, create in STAGES.items()}
+    partial = {name: sum((pipelines[s] for s in stages), Pipeline([])) for name, stages in PARTIAL.items()}
     pipelines["full"] = sum(pipelines.values(), Pipeline([]))
+    pipelines.update(partial)
     pipelines["__default__"] = pipelines["full"]
     return pipelines

@@ -1,4 +1,4 @@
-"""graph -> pretrain_gnn -> evaluate on a small synthetic dataset, with an in-memory catalog."""
+"""Every stage after ingest on a small synthetic dataset, with an in-memory catalog and the tiny test LLM."""
 
 from pathlib import Path
 
@@ -44,18 +44,23 @@ def catalog_with(params: dict, outputs: list[str], **data) -> DataCatalog:
     return catalog
 
 
-def test_graph_pretrain_evaluate_in_memory(interactions, items):
+def test_all_stages_after_ingest_in_memory(interactions, items, tiny_llm_dir, tmp_path):
     params = base_parameters()
     params["pretrain_gnn"]["lightgcn"].update(embedding_dim=8, num_layers=2, learning_rate=0.02, batch_size=128,
                                               max_epochs=20, eval_every=5)
+    params["llm"]["model"] = str(tiny_llm_dir)
+    params["align_tokens"]["alignment"].update(epochs=1, batch_size=16, n_examples=2)
+    params["gllm_finetune"]["gllm"].update(epochs=2, batch_size=16)
+    params["gllm_finetune"]["checkpoint_dir"] = str(tmp_path / "checkpoints")
     pipelines = register_pipelines()
-    pipe = pipelines["graph"] + pipelines["pretrain_gnn"] + pipelines["evaluate"]
-    outputs = ["evaluate.metrics", "pretrain_gnn.embeddings", "pretrain_gnn.training_history", "evaluate.metrics_plot"]
+    pipe = pipelines["full"] - pipelines["ingest"]
+    outputs = ["evaluate.metrics", "pretrain_gnn.embeddings", "pretrain_gnn.training_history", "evaluate.metrics_plot",
+               "evaluate.recommendations", "align_tokens.alignment_examples", "gllm_finetune.history"]
     catalog = catalog_with(params, outputs, **{"ingest.interactions": interactions, "ingest.items": items})
     SequentialRunner().run(pipe, catalog)
 
     metrics = catalog.load("evaluate.metrics")
-    assert set(metrics["method"]) == {"popularity", "lightgcn"}
+    assert set(metrics["method"]) == {"popularity", "lightgcn", "glta"}
     assert set(metrics["split"]) == {"valid", "test"}
     assert set(metrics["k"]) == {10, 20}
     assert metrics["value"].between(0, 1).all()
@@ -68,3 +73,11 @@ def test_graph_pretrain_evaluate_in_memory(interactions, items):
     history = catalog.load("pretrain_gnn.training_history")
     assert isinstance(history, pd.DataFrame) and len(history) >= 5
     assert catalog.load("evaluate.metrics_plot").axes
+    recommendations = catalog.load("evaluate.recommendations")
+    n_users = interactions["user_id"].nunique()
+    assert len(recommendations) == n_users * 20 and recommendations["title"].str.startswith("Item").all()
+    known = set(zip(interactions["user_id"], interactions["item_id"]))
+    assert not known & set(zip(recommendations["user_id"], recommendations["item_id"]))
+    assert recommendations.groupby("user_id")["score"].apply(lambda s: s.is_monotonic_decreasing).all()
+    assert catalog.load("align_tokens.alignment_examples").count("true:") == 2
+    assert list(catalog.load("gllm_finetune.history")["epoch"]) == [1, 2]

@@ -142,3 +142,26 @@ def graph_statistics(splits: dict[str, pd.DataFrame], n_users: int, n_items: int
         stats[f"n_{name}"] = len(df)
         stats[f"n_{name}_users"] = int(df["user_idx"].nunique())
     return stats
+
+
+def hold_out_per_user(train: pd.DataFrame, fraction: float, min_interactions: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Randomly move ``fraction`` of each user's training interactions (at least one) into a held-out
+    set; users with fewer than ``min_interactions`` keep all. Returns (kept, held_out).
+
+    GLTA's graph backbone is pretrained on ``kept`` only, so the user-item alignment can learn
+    from interactions the graph has not already fit (no leaked targets).
+    """
+    if not 0 <= fraction < 1:
+        raise InputError("parameter graph.alignment_holdout.fraction", fraction, "a fraction in [0, 1)")
+    if fraction == 0:
+        return train.reset_index(drop=True), train.iloc[:0].reset_index(drop=True)
+    rng = np.random.default_rng(seed)
+    frame = train.assign(_key=rng.random(len(train))).sort_values(["user_idx", "_key"], kind="stable")
+    position = frame.groupby("user_idx").cumcount().to_numpy()
+    count = frame.groupby("user_idx")["user_idx"].transform("size").to_numpy()
+    n_out = np.where(count >= min_interactions, np.maximum(1, np.round(count * fraction)), 0)
+    held = position < n_out
+    frame = frame.drop(columns="_key")
+    order = ["user_idx", "timestamp"]
+    return (frame[~held].sort_values(order, kind="stable").reset_index(drop=True),
+            frame[held].sort_values(order, kind="stable").reset_index(drop=True))

@@ -144,13 +144,19 @@ def evaluate_splits(
     n_items: int,
     ks: Sequence[int] = (10, 20),
     chunk_size: int = 1024,
+    test_score_fn: ScoreFn | None = None,
 ) -> pd.DataFrame:
-    """The shared protocol: valid ranks with train masked; test ranks with train and valid masked."""
+    """The shared protocol: valid ranks with train masked; test ranks with train and valid masked.
+
+    ``test_score_fn`` scores test when a method's input differs by split (e.g. a prompt history
+    that includes validation items); by default ``score_fn`` scores both.
+    """
     seen_for_test = pd.concat([train, valid], ignore_index=True)
+    test_score_fn = test_score_fn or score_fn
     return pd.concat(
         [
             metrics_table(method, "valid", ranking_metrics(score_fn, train, valid, n_users, n_items, ks, chunk_size)),
-            metrics_table(method, "test", ranking_metrics(score_fn, seen_for_test, test, n_users, n_items, ks, chunk_size)),
+            metrics_table(method, "test", ranking_metrics(test_score_fn, seen_for_test, test, n_users, n_items, ks, chunk_size)),
         ],
         ignore_index=True,
     )

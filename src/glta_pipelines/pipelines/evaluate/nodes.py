@@ -10,9 +10,11 @@ import torch
 from matplotlib.figure import Figure
 
 from glta_pipelines.core.baselines import popularity_scorer
+from glta_pipelines.core.glta import gllm_config_from_params, make_scorer, user_histories
 from glta_pipelines.core.lightgcn import dot_product_scorer
 from glta_pipelines.core.plots import metrics_bar_chart
-from glta_pipelines.core.ranking import evaluate_splits
+from glta_pipelines.core.ranking import evaluate_splits, rank_top_k
+from glta_pipelines.pipelines.gllm_finetune.nodes import restore_gllm
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +37,54 @@ def evaluate_lightgcn(
     return _evaluate("lightgcn", scorer, train, valid, test, user_map, item_map, evaluation)
 
 
-def _evaluate(method, scorer, train, valid, test, user_map, item_map, evaluation) -> pd.DataFrame:
+def evaluate_glta(
+    weights: dict[str, torch.Tensor], projector_state: dict[str, torch.Tensor],
+    backbone_embeddings: dict[str, torch.Tensor], lightgcn_embeddings: dict[str, torch.Tensor],
+    train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame, user_map: pd.DataFrame, item_map: pd.DataFrame,
+    llm: dict[str, Any], alignment: dict[str, Any], gllm: dict[str, Any], evaluation: dict[str, Any],
+) -> pd.DataFrame:
+    """Metrics of GLTA; the prompt history for test includes validation items (as the masking does)."""
+    model = restore_gllm(weights, llm, alignment, gllm, projector_state, backbone_embeddings, lightgcn_embeddings)
+    config = gllm_config_from_params(gllm)
+    n_users = len(user_map)
+    valid_scorer = make_scorer(model, user_histories(train, n_users), config.history_length, config.scoring_batch_size)
+    test_scorer = make_scorer(model, user_histories(pd.concat([train, valid]), n_users), config.history_length,
+                              config.scoring_batch_size)
+    return _evaluate("glta", valid_scorer, train, valid, test, user_map, item_map, evaluation, test_scorer)
+
+
+def recommend_glta(
+    weights: dict[str, torch.Tensor], projector_state: dict[str, torch.Tensor],
+    backbone_embeddings: dict[str, torch.Tensor], lightgcn_embeddings: dict[str, torch.Tensor],
+    train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame, user_map: pd.DataFrame, item_map: pd.DataFrame,
+    items: pd.DataFrame, llm: dict[str, Any], alignment: dict[str, Any], gllm: dict[str, Any],
+    evaluation: dict[str, Any],
+) -> pd.DataFrame:
+    """Top-K unseen items for every user from GLTA, with raw ids, titles and scores.
+
+    Every known interaction (train, valid and test) is history and is never recommended.
+    """
+    model = restore_gllm(weights, llm, alignment, gllm, projector_state, backbone_embeddings, lightgcn_embeddings)
+    config = gllm_config_from_params(gllm)
+    known = pd.concat([train, valid, test], ignore_index=True)
+    scorer = make_scorer(model, user_histories(known, len(user_map)), config.history_length, config.scoring_batch_size)
+    k = int(evaluation.get("recommendations_k", max(evaluation["ks"])))
+    top, scores = rank_top_k(scorer, known, len(user_map), len(item_map), k, evaluation["chunk_size"])
+    frame = pd.DataFrame({
+        "user_idx": torch.arange(len(user_map)).repeat_interleave(top.shape[1]).numpy(),
+        "rank": torch.arange(1, top.shape[1] + 1).repeat(len(user_map)).numpy(),
+        "item_idx": top.reshape(-1).numpy(),
+        "score": scores.reshape(-1).numpy(),
+    })
+    frame = frame.merge(user_map, on="user_idx").merge(item_map, on="item_idx").merge(
+        items[["item_id", "title"]], on="item_id", how="left")
+    return frame.sort_values(["user_idx", "rank"])[["user_id", "rank", "item_id", "title", "score", "user_idx", "item_idx"]
+                                                   ].reset_index(drop=True)
+
+
+def _evaluate(method, scorer, train, valid, test, user_map, item_map, evaluation, test_scorer=None) -> pd.DataFrame:
     table = evaluate_splits(method, scorer, train, valid, test, len(user_map), len(item_map),
-                            evaluation["ks"], evaluation["chunk_size"])
+                            evaluation["ks"], evaluation["chunk_size"], test_scorer)
     log.info("%s test: %s", method, ", ".join(
         f"{r.metric}@{r.k}={r.value:.4f}" for r in table[table["split"] == "test"].itertuples()))
     return table

@@ -2,10 +2,26 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from glta_pipelines.pipelines.evaluate.nodes import combine_metrics, evaluate_lightgcn, evaluate_popularity, plot_metrics
+from glta_pipelines.pipelines.evaluate.nodes import (
+    combine_metrics,
+    evaluate_glta,
+    evaluate_lightgcn,
+    evaluate_popularity,
+    plot_metrics,
+    recommend_glta,
+)
 
 SPLIT = ["train", "valid", "test", "user_map", "item_map"]
-EXTERNAL_INPUTS = {**{name: f"graph.{name}" for name in SPLIT}, "lightgcn_embeddings": "pretrain_gnn.embeddings"}
+GLTA_MODEL = ["glta_weights", "item_projector", "backbone_embeddings", "lightgcn_embeddings"]
+GLTA_PARAMS = ["params:llm", "params:align_tokens.alignment", "params:gllm_finetune.gllm", "params:evaluation"]
+EXTERNAL_INPUTS = {
+    **{name: f"graph.{name}" for name in SPLIT},
+    "lightgcn_embeddings": "pretrain_gnn.embeddings",
+    "backbone_embeddings": "pretrain_gnn.backbone_embeddings",
+    "item_projector": "align_tokens.item_projector",
+    "glta_weights": "gllm_finetune.weights",
+    "items": "ingest.items",
+}
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -14,13 +30,18 @@ def create_pipeline(**kwargs) -> Pipeline:
                            outputs="popularity_metrics", name="evaluate_popularity"),
         "lightgcn": Node(evaluate_lightgcn, inputs=["lightgcn_embeddings", *SPLIT, "params:evaluation"],
                          outputs="lightgcn_metrics", name="evaluate_lightgcn"),
+        "glta": Node(evaluate_glta, inputs=[*GLTA_MODEL, *SPLIT, *GLTA_PARAMS], outputs="glta_metrics",
+                     name="evaluate_glta"),
     }
     return Pipeline(
         [
             *methods.values(),
             Node(combine_metrics, inputs=[f"{m}_metrics" for m in methods], outputs="metrics", name="combine_metrics"),
             Node(plot_metrics, inputs=["metrics", "params:evaluation"], outputs="metrics_plot", name="plot_metrics"),
+            Node(recommend_glta, inputs=[*GLTA_MODEL, *SPLIT, "items", *GLTA_PARAMS], outputs="recommendations",
+                 name="recommend_glta"),
         ],
         namespace="evaluate",
         inputs=EXTERNAL_INPUTS,
+        parameters={p: p for p in GLTA_PARAMS[:3]},
     )

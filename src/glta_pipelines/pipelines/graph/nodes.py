@@ -13,6 +13,7 @@ from glta_pipelines.core.interactions import (
     build_id_map,
     encode_ids,
     graph_statistics,
+    hold_out_per_user,
     k_core_filter,
     split_per_user,
     to_implicit,
@@ -48,3 +49,10 @@ def compute_statistics(
     stats = graph_statistics({"train": train, "valid": valid, "test": test}, len(user_map), len(item_map))
     log.info("Graph: %s", ", ".join(f"{k}={v:.4g}" for k, v in stats.items()))
     return stats
+
+
+def hold_out_alignment_targets(train: pd.DataFrame, holdout: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(backbone_train, alignment_targets): a per-user slice of train kept from GLTA's graph backbone."""
+    kept, held = hold_out_per_user(train, float(holdout["fraction"]), int(holdout["min_interactions"]), int(holdout["seed"]))
+    log.info("Alignment holdout: %d of %d training interactions held out of the backbone", len(held), len(train))
+    return kept, held

@@ -2,7 +2,13 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from glta_pipelines.pipelines.graph.nodes import build_id_maps, compute_statistics, filter_interactions, split_interactions
+from glta_pipelines.pipelines.graph.nodes import (
+    build_id_maps,
+    compute_statistics,
+    filter_interactions,
+    hold_out_alignment_targets,
+    split_interactions,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -15,6 +21,8 @@ def create_pipeline(**kwargs) -> Pipeline:
                  outputs=["train", "valid", "test"], name="split_interactions"),
             Node(compute_statistics, inputs=["train", "valid", "test", "user_map", "item_map"],
                  outputs="statistics", name="compute_statistics"),
+            Node(hold_out_alignment_targets, inputs=["train", "params:alignment_holdout"],
+                 outputs=["backbone_train", "alignment_targets"], name="hold_out_alignment_targets"),
         ],
         namespace="graph",
         inputs={"interactions": "ingest.interactions"},

@@ -18,12 +18,13 @@ def pretrain_lightgcn(
     user_map: pd.DataFrame,
     item_map: pd.DataFrame,
     lightgcn: dict[str, Any],
+    tracking_prefix: str = "lightgcn",
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], pd.DataFrame]:
     """Train LightGCN; return (state_dict, {"user", "item"} embeddings, per-epoch history).
 
-    Per-epoch loss and validation metrics go to the active MLflow run as ``lightgcn.*``.
+    Per-epoch loss and validation metrics go to the active MLflow run as ``<tracking_prefix>.*``.
     """
     config = config_from_params(LightGCNConfig, lightgcn, "pretrain_gnn.lightgcn")
-    result = train_lightgcn(train, valid, len(user_map), len(item_map), config, on_epoch_end=epoch_logger("lightgcn"))
+    result = train_lightgcn(train, valid, len(user_map), len(item_map), config, on_epoch_end=epoch_logger(tracking_prefix))
     embeddings = {"user": result.user_embedding, "item": result.item_embedding}
     return result.model.state_dict(), embeddings, result.history
