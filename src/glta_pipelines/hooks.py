@@ -7,6 +7,7 @@ logged as final metrics or artifacts as soon as they are saved; a failing run is
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import tempfile
@@ -53,6 +54,8 @@ class MlflowTrackingHook:
             "dataset": dataset,
             "kedro_env": run_params.get("env") or "",
             "kedro_run_id": run_params.get("run_id") or "",
+            # what this run changed from conf (ablations, sweeps): `kedro run --params ...`
+            "runtime_params": json.dumps(run_params.get("runtime_params") or {}, sort_keys=True, default=str)[:5000],
         })
         try:
             validate_parameters(self._params)
