@@ -276,14 +276,15 @@ class GLLM(nn.Module):
         self.graph_user, self.graph_item = graph_user, graph_item  # token inputs (backbone embeddings)
         self.base_user, self.base_item = graph_user, graph_item  # residual base scores (swappable)
         self.item_projector = item_projector
-        self.user_projector = Projector(d_gnn, d_llm, config.user_projector_kind)
         norm = token_norm(llm) if llm is not None else float(item_projector(graph_item[:256]).norm(dim=1).mean())
-        self.user_projector.fit_scales(graph_user, norm)
-        start = torch.randn(2, d_llm, generator=torch.Generator().manual_seed(config.seed)) * norm / math.sqrt(d_llm)
+        with torch.random.fork_rng(devices=[]):  # reproducible for a seed, global RNG untouched
+            torch.manual_seed(config.seed)
+            self.user_projector = Projector(d_gnn, d_llm, config.user_projector_kind).fit_scales(graph_user, norm)
+            start = torch.randn(2, d_llm) * norm / math.sqrt(d_llm)
+            self.head = nn.Linear(d_llm, d_gnn if config.scoring_space == "graph" else d_llm)
         self.profile = nn.Parameter(start[0].clone())
         self.prediction = nn.Parameter(start[1].clone())
         self.norm = nn.LayerNorm(d_llm)
-        self.head = nn.Linear(d_llm, d_gnn if config.scoring_space == "graph" else d_llm)
         if config.residual:  # start exactly at the graph's ranking
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
