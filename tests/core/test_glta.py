@@ -123,6 +123,23 @@ def test_gllm_training_moves_the_correction_and_reports_progress(tiny, graph):
     assert {"users_per_second", "scoring_users_per_second", "peak_memory_mb", "valid_recall_at_20"} <= set(result.history)
 
 
+def test_best_validation_epoch_is_the_model_returned(tiny, graph):
+    splits, users, items, _ = graph
+    model = _model(tiny, graph, epochs=4, patience=10, learning_rate=0.05)
+    data = GLLMData(user_histories(splits["train"], users.shape[0]), [], splits["train"], splits["valid"], items.shape[0])
+    snapshot = trainable_state(model)
+    result = train_gllm(model, data, model.config, show_progress=False)
+    assert not torch.equal(snapshot["head.weight"], trainable_state(result.model)["head.weight"])
+    assert torch.equal(snapshot["head.weight"], torch.zeros_like(snapshot["head.weight"])), "snapshot followed training"
+    best = result.history.loc[result.history["valid_recall_at_20"].idxmax(), "epoch"]
+    assert result.best_epoch == best
+    from glta_pipelines.core.ranking import ranking_metrics
+
+    scorer = make_scorer(result.model, user_histories(splits["train"], users.shape[0]), 10, 64)
+    recall = ranking_metrics(scorer, splits["train"], splits["valid"], users.shape[0], items.shape[0], [20])["recall_at_20"]
+    assert recall == pytest.approx(result.history["valid_recall_at_20"].max())
+
+
 def test_resume_continues_from_the_last_checkpoint(tiny, graph, tmp_path):
     splits, users, items, _ = graph
     data = GLLMData(user_histories(splits["train"], users.shape[0]), [], splits["train"], splits["valid"], items.shape[0])

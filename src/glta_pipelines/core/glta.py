@@ -342,9 +342,10 @@ def attach_lora(llm: nn.Module, settings: LoraSettings) -> nn.Module:
 
 def trainable_state(model: GLLM) -> dict[str, torch.Tensor]:
     """What a trained GLLM adds to the frozen LLM: its own parameters and buffers, plus LoRA weights."""
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    # clone: on CPU, .cpu() returns the live tensor, and a snapshot must not follow training
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     if model.llm is not None:
-        state.update({f"lora::{n}": p.detach().cpu() for n, p in model.llm.named_parameters() if "lora_" in n})
+        state.update({f"lora::{n}": p.detach().cpu().clone() for n, p in model.llm.named_parameters() if "lora_" in n})
     return state
 
 
