@@ -84,3 +84,25 @@ def test_failing_node_marks_the_run_failed_and_keeps_earlier_outputs(project):
     assert [r.info.status for r in found] == ["FAILED", "FINISHED"]
     assert set(first) <= set((project / "data/02_intermediate/interactions.parquet").iterdir())
     assert not (project / "data/05_model_input").exists()
+
+
+def test_interrupted_run_is_closed_as_killed(project):
+    """SIGTERM mid-run (as a scheduler or Ctrl-C would stop it) leaves no RUNNING MLflow run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = ("from kedro.framework.session import KedroSession; from kedro.framework.startup import bootstrap_project; "
+            "import pathlib; p = pathlib.Path.cwd(); bootstrap_project(p); "
+            "s = KedroSession.create(project_path=p, env='test', runtime_params="
+            "{'pretrain_gnn': {'lightgcn': {'max_epochs': 100000, 'patience': 100000}}}); s.run(pipeline_names=['full'])")
+    process = subprocess.Popen([sys.executable, "-c", code], cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((project / "data/05_model_input").glob("train.parquet/*")):
+        time.sleep(1)
+    time.sleep(3)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) != 0
+    _, found = runs(project)
+    assert [r.info.status for r in found] == ["KILLED"]

@@ -7,10 +7,14 @@ logged as final metrics or artifacts as soon as they are saved; a failing run is
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import signal
 import subprocess
+import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +52,7 @@ class MlflowTrackingHook:
         if mlflow.active_run() is not None:  # a run left open by an earlier failure in this process
             mlflow.end_run("FAILED")
         mlflow.start_run(run_name=f"{'+'.join(pipelines)}:{dataset}")
+        _end_open_run_on_exit()
         mlflow.set_tags({
             "git_commit": _git_commit(self._project_path),
             "pipeline_names": ",".join(pipelines),
@@ -97,6 +102,18 @@ class MlflowTrackingHook:
         if uri.startswith(prefix) and not Path(uri[len(prefix):]).is_absolute():
             return prefix + str(self._project_path / uri[len(prefix):])
         return uri
+
+
+def _end_open_run_on_exit() -> None:
+    """Ctrl-C and SIGTERM bypass Kedro's error hooks: still close the MLflow run, as KILLED."""
+    atexit.register(_end_open_run)
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
+def _end_open_run() -> None:
+    if mlflow.active_run() is not None:
+        mlflow.end_run("KILLED")
 
 
 def _log_artifact(dataset_name: str, data: Any) -> None:
