@@ -219,9 +219,9 @@ class GLLMConfig:
 
     prompt_template: str = "User <user> has watched <history>. Profile: <profile>. The next movie is <prediction>"
     history_length: int = 10
-    # holdout: targets are interactions held out of the backbone LightGCN's pretraining;
-    # mask: each step hides a fraction of the user's training items (seen by the graph: leaks)
-    target_scheme: str = "holdout"
+    # mask: each step hides a fraction of the user's training items and predicts them;
+    # holdout: targets are interactions held out of the backbone LightGCN's pretraining
+    target_scheme: str = "mask"
     mask_fraction: float = 0.2
     encoder: str = "llm"  # llm, or mean (ablation: mean of the prompt's graph tokens, no LLM)
     scoring_space: str = "graph"  # graph: against item embeddings; token: against projected item tokens
