@@ -254,7 +254,8 @@ class GLLMConfig:
 def user_histories(interactions: pd.DataFrame, n_users: int) -> list[np.ndarray]:
     """Each user's item indices in time order (ties broken by item index)."""
     ordered = interactions.sort_values(["user_idx", "timestamp", "item_idx"], kind="stable")
-    groups = ordered.groupby("user_idx")["item_idx"].apply(lambda s: s.to_numpy(np.int64))
+    # np.array copies: torch.from_numpy needs a writable array
+    groups = ordered.groupby("user_idx")["item_idx"].apply(lambda s: np.array(s, dtype=np.int64))
     empty = np.zeros(0, dtype=np.int64)
     return [groups.get(u, empty) for u in range(n_users)]
 
