@@ -394,7 +394,7 @@ class GLLMData:
     """Training examples and validation protocol of the user-item alignment."""
 
     visible: list[np.ndarray]  # per user, time-ordered items the prompt may show
-    targets: list[np.ndarray]  # per user, held-out targets (holdout scheme); empty for mask scheme
+    targets: list[np.ndarray]  # per user, held-out targets; read by the holdout scheme only
     train: pd.DataFrame  # full training split (masked when scoring valid)
     valid: pd.DataFrame
     n_items: int
