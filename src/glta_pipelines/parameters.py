@@ -12,7 +12,7 @@ from typing import Any
 from glta_pipelines.core.config import config_from_params
 from glta_pipelines.core.datasets import ADAPTERS
 from glta_pipelines.core.errors import InputError
-from glta_pipelines.core.interactions import SplitConfig
+from glta_pipelines.core.interactions import SplitConfig, check_holdout_fraction
 from glta_pipelines.core.glta import AlignConfig, gllm_config_from_params
 from glta_pipelines.core.lightgcn import LightGCNConfig
 from glta_pipelines.core.llm import LLMConfig
@@ -29,9 +29,7 @@ def validate_parameters(params: Mapping[str, Any]) -> None:
         if not isinstance(k_core, int) or k_core < 0:
             raise InputError("parameter graph.k_core", repr(k_core), "a non-negative integer (0 or 1: no filter)")
         config_from_params(SplitConfig, graph.get("split"), "graph.split")
-        holdout = graph.get("alignment_holdout") or {}
-        if not 0 <= holdout.get("fraction", 0) < 1:
-            raise InputError("parameter graph.alignment_holdout.fraction", holdout.get("fraction"), "a fraction in [0, 1)")
+        check_holdout_fraction((graph.get("alignment_holdout") or {}).get("fraction", 0))
     if "llm" in params:
         config_from_params(LLMConfig, params["llm"], "llm")
     if "align_tokens" in params:

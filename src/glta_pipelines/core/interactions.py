@@ -151,8 +151,7 @@ def hold_out_per_user(train: pd.DataFrame, fraction: float, min_interactions: in
     GLTA's graph backbone is pretrained on ``kept`` only, so the user-item alignment can learn
     from interactions the graph has not already fit (no leaked targets).
     """
-    if not 0 <= fraction < 1:
-        raise InputError("parameter graph.alignment_holdout.fraction", fraction, "a fraction in [0, 1)")
+    check_holdout_fraction(fraction)
     if fraction == 0:
         return train.reset_index(drop=True), train.iloc[:0].reset_index(drop=True)
     rng = np.random.default_rng(seed)
@@ -165,3 +164,9 @@ def hold_out_per_user(train: pd.DataFrame, fraction: float, min_interactions: in
     order = ["user_idx", "timestamp"]
     return (frame[~held].sort_values(order, kind="stable").reset_index(drop=True),
             frame[held].sort_values(order, kind="stable").reset_index(drop=True))
+
+
+def check_holdout_fraction(fraction: object) -> None:
+    """Raise :class:`InputError` unless ``fraction`` is in [0, 1)."""
+    if not isinstance(fraction, (int, float)) or not 0 <= fraction < 1:
+        raise InputError("parameter graph.alignment_holdout.fraction", fraction, "a fraction in [0, 1)")

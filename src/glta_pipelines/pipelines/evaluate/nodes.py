@@ -10,7 +10,7 @@ import torch
 from matplotlib.figure import Figure
 
 from glta_pipelines.core.baselines import popularity_scorer
-from glta_pipelines.core.glta import gllm_config_from_params, make_scorer, user_histories
+from glta_pipelines.core.glta import GLLM, make_scorer, user_histories
 from glta_pipelines.core.lightgcn import dot_product_scorer
 from glta_pipelines.core.plots import metrics_bar_chart
 from glta_pipelines.core.ranking import evaluate_splits, rank_top_k
@@ -45,11 +45,8 @@ def evaluate_glta(
 ) -> pd.DataFrame:
     """Metrics of GLTA; the prompt history for test includes validation items (as the masking does)."""
     model = restore_gllm(weights, llm, alignment, gllm, projector_state, backbone_embeddings, lightgcn_embeddings)
-    config = gllm_config_from_params(gllm)
-    n_users = len(user_map)
-    valid_scorer = make_scorer(model, user_histories(train, n_users), config.history_length, config.scoring_batch_size)
-    test_scorer = make_scorer(model, user_histories(pd.concat([train, valid]), n_users), config.history_length,
-                              config.scoring_batch_size)
+    valid_scorer = _glta_scorer(model, train, len(user_map))
+    test_scorer = _glta_scorer(model, pd.concat([train, valid]), len(user_map))
     return _evaluate("glta", valid_scorer, train, valid, test, user_map, item_map, evaluation, test_scorer)
 
 
@@ -65,9 +62,8 @@ def recommend_glta(
     Every known interaction (train, valid and test) is history and is never recommended.
     """
     model = restore_gllm(weights, llm, alignment, gllm, projector_state, backbone_embeddings, lightgcn_embeddings)
-    config = gllm_config_from_params(gllm)
     known = pd.concat([train, valid, test], ignore_index=True)
-    scorer = make_scorer(model, user_histories(known, len(user_map)), config.history_length, config.scoring_batch_size)
+    scorer = _glta_scorer(model, known, len(user_map))
     k = int(evaluation.get("recommendations_k", max(evaluation["ks"])))
     top, scores = rank_top_k(scorer, known, len(user_map), len(item_map), k, evaluation["chunk_size"])
     frame = pd.DataFrame({
@@ -80,6 +76,12 @@ def recommend_glta(
         items[["item_id", "title"]], on="item_id", how="left")
     return frame.sort_values(["user_idx", "rank"])[["user_id", "rank", "item_id", "title", "score", "user_idx", "item_idx"]
                                                    ].reset_index(drop=True)
+
+
+def _glta_scorer(model: GLLM, history: pd.DataFrame, n_users: int):
+    """Score function of a trained GLTA model whose prompts show the users' latest ``history`` items."""
+    return make_scorer(model, user_histories(history, n_users), model.config.history_length,
+                       model.config.scoring_batch_size)
 
 
 def _evaluate(method, scorer, train, valid, test, user_map, item_map, evaluation, test_scorer=None) -> pd.DataFrame:

@@ -48,8 +48,8 @@ def finetune_gllm(
     Mask scheme: each step hides a fraction of the training items as targets. Validation (and
     model selection) scores with LightGCN trained on all of train as the residual base.
     """
-    config = gllm_config_from_params(gllm)
     model = assemble_gllm(llm, alignment, gllm, projector_state, backbone_embeddings)
+    config = model.config
     n_users = len(backbone_embeddings["user"])
     visible = backbone_train if config.target_scheme == "holdout" else train
     data = GLLMData(user_histories(visible, n_users), user_histories(alignment_targets, n_users), train, valid,
