@@ -28,7 +28,7 @@ from glta_pipelines.core.ranking import ranking_metrics
 
 
 def movielens_split():
-    interactions, _ = load_dataset("movielens-100k", None)
+    interactions = load_dataset({"name": "movielens-100k"}).interactions
     implicit = to_implicit(interactions, None)
     user_map, item_map = build_id_map(implicit["user_id"], "user_idx"), build_id_map(implicit["item_id"], "item_idx")
     return split_per_user(encode_ids(implicit, user_map, item_map), SplitConfig()), len(user_map), len(item_map)

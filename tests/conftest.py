@@ -30,6 +30,8 @@ def make_items(n_items: int = 40) -> pd.DataFrame:
         "title": pd.array([f"Item {i}" for i in range(n_items)], dtype="string"),
         "year": pd.array([1990 + i % 10 for i in range(n_items)], dtype="Int64"),
         "genres": pd.array(["Drama|Comedy" if i % 2 else "Action" for i in range(n_items)], dtype="string"),
+        "description": pd.array([""] * n_items, dtype="string"),
+        "text": pd.array([f"Item {i}" for i in range(n_items)], dtype="string"),
     })
 
 

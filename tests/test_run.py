@@ -106,3 +106,22 @@ def test_interrupted_run_is_closed_as_killed(project):
     assert process.wait(timeout=60) != 0
     _, found = runs(project)
     assert [r.info.status for r in found] == ["KILLED"]
+
+
+FIXTURES = Path(__file__).parent / "fixtures" / "datasets"
+
+
+@pytest.mark.parametrize("adapter", sorted(p.name for p in FIXTURES.iterdir()))
+def test_full_run_on_each_adapter_fixture(project, adapter):
+    """`kedro run --pipeline=full --params "dataset.name=<adapter>,dataset.path=<dir>"` on fixture data."""
+    run(project, {"dataset": {"name": adapter, "path": str(FIXTURES / adapter)}})
+    client, found = runs(project)
+    mlflow_run = found[0]
+    assert mlflow_run.info.status == "FINISHED" and mlflow_run.data.tags["dataset"] == adapter
+    metrics = mlflow_run.data.metrics
+    assert 0 <= metrics["test.glta.recall_at_20"] <= 1
+    assert metrics["data_quality.interactions.duplicates_removed"] >= 1
+    assert metrics["data_quality.items.without_metadata"] == 1
+    assert metrics["data_quality.final.n_interactions"] == metrics["graph.n_interactions"]
+    artifacts = {a.path for a in client.list_artifacts(mlflow_run.info.run_id, "graph")}
+    assert "graph/data_quality.json" in artifacts

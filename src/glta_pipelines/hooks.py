@@ -80,7 +80,7 @@ class MlflowTrackingHook:
         if dataset_name in metric_tables and isinstance(data, pd.DataFrame):
             log_metrics({f"{r.split}.{r.method}.{r.metric}_at_{r.k}": r.value for r in data.itertuples()})
         if dataset_name in metric_dicts and isinstance(data, dict):
-            log_metrics(data, prefix=f"{metric_dicts[dataset_name]}.")
+            log_metrics(flatten(data), prefix=f"{metric_dicts[dataset_name]}.")
         if dataset_name in self._config.get("artifacts", []):
             _log_artifact(dataset_name, data)
 

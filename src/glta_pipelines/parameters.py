@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from glta_pipelines.core.config import config_from_params
-from glta_pipelines.core.datasets import ADAPTERS
+from glta_pipelines.core.datasets import ADAPTERS, dataset_config_from_params
 from glta_pipelines.core.errors import InputError
 from glta_pipelines.core.interactions import SplitConfig, check_holdout_fraction
 from glta_pipelines.core.glta import AlignConfig, gllm_config_from_params
@@ -23,6 +23,7 @@ def validate_parameters(params: Mapping[str, Any]) -> None:
     dataset = params.get("dataset", {})
     if dataset.get("name") not in ADAPTERS:
         raise InputError("parameter dataset.name", repr(dataset.get("name")), f"one of {sorted(ADAPTERS)}")
+    dataset_config_from_params(dataset)
     graph = params.get("graph", {})
     if graph:
         k_core = graph.get("k_core") or 0

@@ -56,7 +56,10 @@ def test_all_stages_after_ingest_in_memory(interactions, items, tiny_llm_dir, tm
     pipe = pipelines["full"] - pipelines["ingest"]
     outputs = ["evaluate.metrics", "pretrain_gnn.embeddings", "pretrain_gnn.training_history", "evaluate.metrics_plot",
                "evaluate.recommendations", "align_tokens.alignment_examples", "gllm_finetune.history"]
-    catalog = catalog_with(params, outputs, **{"ingest.interactions": interactions, "ingest.items": items})
+    report = {"dataset": "synthetic", "interactions": {"rows_read": len(interactions)}}
+    outputs.append("graph.data_quality")
+    catalog = catalog_with(params, outputs, **{"ingest.interactions": interactions, "ingest.items": items,
+                                               "ingest.report": report})
     SequentialRunner().run(pipe, catalog)
 
     metrics = catalog.load("evaluate.metrics")
@@ -81,3 +84,7 @@ def test_all_stages_after_ingest_in_memory(interactions, items, tiny_llm_dir, tm
     assert recommendations.groupby("user_id")["score"].apply(lambda s: s.is_monotonic_decreasing).all()
     assert catalog.load("align_tokens.alignment_examples").count("true:") == 2
     assert list(catalog.load("gllm_finetune.history")["epoch"]) == [1, 2]
+    quality = catalog.load("graph.data_quality")
+    assert quality["interactions"] == {"rows_read": len(interactions)}
+    assert quality["graph_filters_removed"] == {"min_rating": 0, "k_core": 0}
+    assert quality["final"]["n_interactions"] == len(interactions)

@@ -5,7 +5,7 @@ from glta_pipelines.pipelines.graph.nodes import build_id_maps, compute_statisti
 
 
 def test_graph_nodes_produce_a_consistent_graph(interactions):
-    implicit = filter_interactions(interactions, None, 0)
+    implicit, _ = filter_interactions(interactions, None, 0)
     user_map, item_map = build_id_maps(implicit)
     train, valid, test = split_interactions(implicit, user_map, item_map, {"ratios": [0.8, 0.1, 0.1], "seed": 3})
     stats = compute_statistics(train, valid, test, user_map, item_map)
@@ -15,12 +15,12 @@ def test_graph_nodes_produce_a_consistent_graph(interactions):
 
 
 def test_rating_threshold_filters(interactions):
-    implicit = filter_interactions(interactions, 4, 0)
+    implicit, _ = filter_interactions(interactions, 4, 0)
     assert implicit["rating"].min() >= 4
 
 
 def test_bad_split_parameters_fail_in_the_node(interactions):
-    implicit = filter_interactions(interactions, None, 0)
+    implicit, _ = filter_interactions(interactions, None, 0)
     user_map, item_map = build_id_maps(implicit)
     with pytest.raises(InputError, match="graph.split.strategy"):
         split_interactions(implicit, user_map, item_map, {"strategy": "temporal"})

@@ -22,11 +22,24 @@ from glta_pipelines.core.interactions import (
 log = logging.getLogger(__name__)
 
 
-def filter_interactions(interactions: pd.DataFrame, min_rating: float | None, k_core: int) -> pd.DataFrame:
-    """Implicit feedback (ratings >= ``min_rating``; None keeps all), then the ``k_core`` filter."""
-    implicit = k_core_filter(to_implicit(interactions, min_rating), int(k_core or 0))
+def filter_interactions(
+    interactions: pd.DataFrame, min_rating: float | None, k_core: int
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Implicit feedback (ratings >= ``min_rating``; None keeps all), then the ``k_core`` filter.
+
+    Returns the kept interactions and how many rows each step removed.
+    """
+    rated = to_implicit(interactions, min_rating)
+    implicit = k_core_filter(rated, int(k_core or 0))
     log.info("Kept %d of %d interactions after implicit feedback and %s-core", len(implicit), len(interactions), k_core)
-    return implicit
+    removed = {"min_rating": len(interactions) - len(rated), "k_core": len(rated) - len(implicit)}
+    return implicit, removed
+
+
+def data_quality_report(ingest_report: dict[str, Any], removed: dict[str, int], statistics: dict[str, float]) -> dict[str, Any]:
+    """The ingest counts, what the graph filters removed, and the final graph, in one report."""
+    final = {k: statistics[k] for k in ("n_users", "n_items", "n_interactions", "density")}
+    return {**ingest_report, "graph_filters_removed": removed, "final": final}
 
 
 def build_id_maps(implicit: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import pandas as pd
 
 from glta_pipelines.core.datasets import load_dataset
 
-log = logging.getLogger(__name__)
 
+def read_dataset(dataset: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Read ``dataset.name`` from ``dataset.path``: (interactions, items, quarantined rows, report).
 
-def read_dataset(dataset: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Read ``dataset.name`` from ``dataset.path`` into (interactions, items), validated."""
-    interactions, items = load_dataset(dataset["name"], dataset.get("path"))
-    log.info("Ingested %s: %d interactions, %d items", dataset["name"], len(interactions), len(items))
-    return interactions, items
+    Unparseable rows are quarantined and counted; the node fails when a file's bad share exceeds
+    ``dataset.max_bad_fraction`` or a file is not what its name says.
+    """
+    data = load_dataset(dataset)
+    return data.interactions, data.items, data.quarantine, data.report

@@ -7,7 +7,8 @@ from glta_pipelines.pipelines.ingest.nodes import read_dataset
 
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
-        [Node(read_dataset, inputs="params:dataset", outputs=["interactions", "items"], name="read_dataset")],
+        [Node(read_dataset, inputs="params:dataset", outputs=["interactions", "items", "quarantine", "report"],
+              name="read_dataset")],
         namespace="ingest",
         parameters={"params:dataset"},
     )
