@@ -65,8 +65,11 @@ def _require_columns(frame: pd.DataFrame, columns: dict[str, str], source: str) 
 
 
 def _ids(frame: pd.DataFrame, column: str, source: str) -> pd.Series:
-    ids = frame[column].astype("string").str.strip()
-    empty = ids.isna() | (ids == "")
+    """Stripped string ids; the work is done once per distinct id, and rows share the id objects
+    (a per-row ``str.strip`` would allocate a new string for each of millions of rows)."""
+    codes, uniques = pd.factorize(frame[column].astype("string"))
+    uniques = pd.Series(uniques, dtype="string").str.strip()
+    empty = (codes == -1) | (uniques == "").to_numpy()[codes]
     if empty.any():
         raise InputError(f"{source}, column '{column}'", f"{int(empty.sum())} empty ids", "a non-empty id in every row")
-    return ids
+    return pd.Series(uniques.array.take(codes), index=frame.index, dtype="string")

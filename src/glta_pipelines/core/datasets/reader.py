@@ -139,9 +139,9 @@ def _read_interactions(source: Source, quarantine: Quarantine, settings: ReadSet
                          "at least one interaction (check dataset parameters such as include_unread)")
     # keep-latest: a repeated (user, item) keeps its most recent row (the last one on ties)
     order = np.argsort(codes["timestamp"], kind="stable")
-    pairs = pd.DataFrame({"u": codes["user"][order], "i": codes["item"][order]})
-    keep = order[~pairs.duplicated(["u", "i"], keep="last").to_numpy()]
-    keep.sort()
+    pair = codes["user"].astype(np.int64)[order] * len(items.index) + codes["item"][order]  # one int per (user, item)
+    keep = np.sort(order[~pd.Series(pair).duplicated(keep="last").to_numpy()])
+    del order, pair
     interactions = pd.DataFrame({
         "user_id": users.decode(codes["user"][keep]),
         "item_id": items.decode(codes["item"][keep]),
@@ -149,7 +149,7 @@ def _read_interactions(source: Source, quarantine: Quarantine, settings: ReadSet
         "timestamp": codes["timestamp"][keep],
     })
     report = {"rows_read": rows_read, "quarantined": bad, "quarantined_by_reason": quarantine.by_reason(str(file)),
-              "filtered": dict(filtered), "duplicates_removed": int(len(order) - len(keep)), "kept": len(interactions)}
+              "filtered": dict(filtered), "duplicates_removed": int(len(codes["user"]) - len(keep)), "kept": len(interactions)}
     return interactions, report
 
 
