@@ -38,6 +38,7 @@ mlflow-ui: install
 
 bench: install
 	$(BIN)/python benchmarks/bench_lightgcn.py
+	$(BIN)/python benchmarks/bench_ingest.py
 
 clean-venv:
 	rm -rf $(VENV)
