@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from glta_pipelines.core.config import config_from_params
-from glta_pipelines.core.datasets import ADAPTERS, dataset_config_from_params
+from glta_pipelines.core.datasets import adapter, dataset_config_from_params
 from glta_pipelines.core.errors import InputError
 from glta_pipelines.core.interactions import SplitConfig, check_holdout_fraction
 from glta_pipelines.core.glta import AlignConfig, gllm_config_from_params
@@ -21,8 +21,7 @@ from glta_pipelines.core.llm import LLMConfig
 def validate_parameters(params: Mapping[str, Any]) -> None:
     """Raise :class:`InputError` naming the first invalid parameter."""
     dataset = params.get("dataset", {})
-    if dataset.get("name") not in ADAPTERS:
-        raise InputError("parameter dataset.name", repr(dataset.get("name")), f"one of {sorted(ADAPTERS)}")
+    adapter(dataset.get("name"))
     dataset_config_from_params(dataset)
     graph = params.get("graph", {})
     if graph:

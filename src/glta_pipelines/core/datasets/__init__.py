@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from glta_pipelines.core.datasets.adapters import ADAPTERS, bundled_movielens_100k_dir
+from glta_pipelines.core.datasets.adapters import ADAPTERS, Adapter, bundled_movielens_100k_dir
 from glta_pipelines.core.datasets.contract import (
     INTERACTION_COLUMNS,
     ITEM_COLUMNS,
@@ -21,17 +21,22 @@ from glta_pipelines.core.datasets.settings import DatasetConfig, dataset_config_
 from glta_pipelines.core.errors import InputError
 
 __all__ = [
-    "ADAPTERS", "INTERACTION_COLUMNS", "ITEM_COLUMNS", "Dataset", "DatasetConfig", "bundled_movielens_100k_dir",
+    "ADAPTERS", "INTERACTION_COLUMNS", "adapter", "ITEM_COLUMNS", "Dataset", "DatasetConfig", "bundled_movielens_100k_dir",
     "dataset_config_from_params", "load_dataset", "validate_interactions", "validate_items",
 ]
+
+
+def adapter(name: object) -> Adapter:
+    """The adapter registered as ``name`` (parameter ``dataset.name``)."""
+    if name not in ADAPTERS:
+        raise InputError("parameter dataset.name", repr(name), f"one of {sorted(ADAPTERS)}")
+    return ADAPTERS[name]
 
 
 def load_dataset(config: DatasetConfig | dict[str, Any]) -> Dataset:
     """Read ``config.name`` from ``config.path`` (None: the bundled copy, MovieLens-100K only)."""
     if not isinstance(config, DatasetConfig):
         config = dataset_config_from_params(config)
-    if config.name not in ADAPTERS:
-        raise InputError("parameter dataset.name", repr(config.name), f"one of {sorted(ADAPTERS)}")
-    source = ADAPTERS[config.name](Path(config.path) if config.path else None, config)
+    source = adapter(config.name)(Path(config.path) if config.path else None, config)
     settings = ReadSettings(config.max_bad_fraction, config.chunk_lines, config.item_text)
     return read_source(config.name, source, settings)

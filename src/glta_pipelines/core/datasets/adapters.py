@@ -120,6 +120,22 @@ def _reviews(path: Path, user: str, item: tuple[str, ...], rating: str, time: st
     return text_table(path, parse, f"JSON lines with {user}, {'/'.join(item)}, {rating}, {time} ({what})")
 
 
+def _json_metadata(path: Path | None, id_key: str, genre_keys: tuple[str, ...], text_keys: tuple[str, ...],
+                   what: str) -> TableSource | None:
+    """JSON-lines item metadata: genres from the first non-empty of ``genre_keys``, the description
+    from all of ``text_keys`` in order. None when there is no metadata file."""
+    if path is None:
+        return None
+
+    def item(line: str) -> tuple:
+        record = json_object(line)
+        genres = next((names for names in (_flatten(record.get(k)) for k in genre_keys) if names), [])
+        description = [text for key in text_keys for text in _flatten(record.get(key))]
+        return need(record, id_key), record.get("title"), None, genres, description
+    return text_table(path, item, f"JSON lines with {id_key}, title, {'/'.join(genre_keys)}, {', '.join(text_keys)} ({what})",
+                      id_of=id_finder(id_key))
+
+
 def amazon_2014(folder: Path | None, config: DatasetConfig) -> Source:
     """McAuley's 2014 dumps: ``reviews_<Category>_5.json.gz`` (JSON lines) and
     ``meta_<Category>.json.gz`` (one Python dict literal a line, read with ``ast.literal_eval``)."""
@@ -142,12 +158,7 @@ def amazon_2018(folder: Path | None, config: DatasetConfig) -> Source:
                                     ("meta_{category}.json.gz", "meta_{category}.json"),
                                     "Amazon 2018 reviews (<Category>_5.json.gz)")
 
-    def item(line: str) -> tuple:
-        record = json_object(line)
-        genres = _flatten(record.get("category")) or _flatten(record.get("main_cat"))
-        return need(record, "asin"), record.get("title"), None, genres, record.get("description")
-    items = text_table(meta, item, "JSON lines with asin, title, category, description (Amazon 2018 metadata)",
-                       id_of=id_finder("asin")) if meta else None
+    items = _json_metadata(meta, "asin", ("category", "main_cat"), ("description",), "Amazon 2018 metadata")
     return Source(_reviews(reviews, "reviewerID", ("asin",), "overall", "unixReviewTime", "Amazon 2018 reviews"), items)
 
 
@@ -159,13 +170,8 @@ def amazon_2023(folder: Path | None, config: DatasetConfig) -> Source:
                                     ("meta_{category}.jsonl", "meta_{category}.jsonl.gz"),
                                     "Amazon 2023 reviews (<Category>.jsonl)")
 
-    def item(line: str) -> tuple:
-        record = json_object(line)
-        genres = _flatten(record.get("categories")) or _flatten(record.get("main_category"))
-        description = _flatten(record.get("description")) + _flatten(record.get("features"))
-        return need(record, "parent_asin"), record.get("title"), None, genres, description
-    items = text_table(meta, item, "JSON lines with parent_asin, title, categories, description, features (Amazon 2023 metadata)",
-                       id_of=id_finder("parent_asin")) if meta else None
+    items = _json_metadata(meta, "parent_asin", ("categories", "main_category"), ("description", "features"),
+                           "Amazon 2023 metadata")
     interactions = _reviews(reviews, "user_id", ("parent_asin", "asin"), "rating", "timestamp", "Amazon 2023 reviews, ms")
     return Source(interactions, items, timestamp_unit="ms")
 

@@ -170,7 +170,7 @@ def find_file(folder: Path, patterns: Sequence[str], category: str | None, what:
         raise InputError(f"folder {folder}", f"no {' or '.join(names)} (files there: {_listing(folder)})", f"the {what}")
     found: dict[str, Path] = {}
     for pattern in patterns:  # a file claimed by an earlier (more specific) pattern is not re-read
-        regex = re.compile("^" + re.escape(pattern).replace(re.escape("{category}"), "(?P<category>.+)") + "$")
+        regex = _name_regex(pattern)
         for candidate in sorted(folder.iterdir()):
             match = regex.match(candidate.name)
             if (match and candidate not in found.values()
@@ -199,11 +199,15 @@ def find_optional(folder: Path, patterns: Sequence[str], category: str = "") -> 
 def category_of(path: Path, patterns: Sequence[str]) -> str:
     """The ``{category}`` part of a file name matched by one of ``patterns``."""
     for pattern in patterns:
-        regex = re.compile("^" + re.escape(pattern).replace(re.escape("{category}"), "(?P<category>.+)") + "$")
-        match = regex.match(path.name)
+        match = _name_regex(pattern).match(path.name)
         if match:
             return match["category"]
     raise ValueError(path)
+
+
+def _name_regex(pattern: str) -> re.Pattern:
+    """A file-name pattern such as ``meta_{category}.json.gz`` as a regex capturing the category."""
+    return re.compile("^" + re.escape(pattern).replace(re.escape("{category}"), "(?P<category>.+)") + "$")
 
 
 def _listing(folder: Path, limit: int = 10) -> list[str]:

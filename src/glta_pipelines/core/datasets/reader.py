@@ -19,12 +19,12 @@ import pandas as pd
 
 from glta_pipelines.core.datasets.contract import validate_interactions, validate_items
 from glta_pipelines.core.datasets.streams import (
-    TIMESTAMP_UNITS,
     Chunk,
     IdCodes,
     Parser,
     Quarantine,
     check_bad_share,
+    check_timestamp_unit,
     parsed_chunks,
     to_unix_seconds,
 )
@@ -89,8 +89,7 @@ class Dataset:
 
 def read_source(name: str, source: Source, settings: ReadSettings) -> Dataset:
     """Read, clean and report: the contract tables, the quarantined rows and a data-quality report."""
-    if source.timestamp_unit not in TIMESTAMP_UNITS and "%" not in source.timestamp_unit:
-        raise InputError("timestamp unit", repr(source.timestamp_unit), f"one of {TIMESTAMP_UNITS} or a strftime format")
+    check_timestamp_unit(source.timestamp_unit, f"timestamp unit of adapter {name}")
     quarantine = Quarantine()
     interactions, inter_report = _read_interactions(source, quarantine, settings)
     wanted = set(interactions["item_id"].unique())

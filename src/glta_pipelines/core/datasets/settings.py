@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from glta_pipelines.core.config import config_from_params
-from glta_pipelines.core.datasets.streams import TIMESTAMP_UNITS
+from glta_pipelines.core.datasets.streams import check_timestamp_unit
 from glta_pipelines.core.datasets.text import ItemTextConfig
 from glta_pipelines.core.errors import InputError
 
@@ -38,9 +38,7 @@ class GenericSettings:
     description_column: str | None = None
 
     def validate(self) -> None:
-        if self.timestamp_unit not in TIMESTAMP_UNITS and "%" not in self.timestamp_unit:
-            raise InputError("parameter dataset.generic.timestamp_unit", repr(self.timestamp_unit),
-                             f"one of {list(TIMESTAMP_UNITS)} or a strftime format such as '%Y-%m-%d'")
+        check_timestamp_unit(self.timestamp_unit, "parameter dataset.generic.timestamp_unit")
         if not self.delimiter:
             raise InputError("parameter dataset.generic.delimiter", repr(self.delimiter), "a non-empty delimiter")
 

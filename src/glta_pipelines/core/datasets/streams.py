@@ -64,6 +64,10 @@ class Quarantine:
                 out[reason] += n
         return dict(sorted(out.items()))
 
+    def reasons_text(self, file: str) -> str:
+        """``"invalid_json: 3, empty_user_id: 1"`` for ``file``."""
+        return ", ".join(f"{r}: {n}" for r, n in self.by_reason(file).items())
+
     def frame(self) -> pd.DataFrame:
         frame = pd.DataFrame(self.rows, columns=["file", "line", "reason", "raw"])
         return frame.astype({"file": "string", "line": "int64", "reason": "string", "raw": "string"})
@@ -154,7 +158,7 @@ def parsed_chunks(
 
 def _wrong_file(path: Path, quarantine: Quarantine, read: int, first_bad: tuple, expected: str) -> None:
     number, reason, line = first_bad
-    reasons = ", ".join(f"{r}: {n}" for r, n in quarantine.by_reason(str(path)).items())
+    reasons = quarantine.reasons_text(str(path))
     raise InputError(f"file {path}", f"no readable line among the first {read} ({reasons}; line {number}: {line[:120]!r})",
                      expected)
 
@@ -163,7 +167,7 @@ def check_bad_share(quarantine: Quarantine, file: Path, rows_read: int, max_frac
     """Fail when more than ``max_fraction`` of ``file``'s rows were quarantined."""
     bad = quarantine.total(str(file))
     if rows_read and bad / rows_read > max_fraction:
-        reasons = ", ".join(f"{r}: {n}" for r, n in quarantine.by_reason(str(file)).items())
+        reasons = quarantine.reasons_text(str(file))
         first = next((r for r in quarantine.rows if r[0] == str(file)), None)
         example = f"; first at line {first[1]} ({first[2]}): {first[3][:120]!r}" if first else ""
         raise InputError(f"file {file}", f"{bad} of {rows_read} rows unreadable ({bad / rows_read:.2%}; {reasons}{example})",
@@ -188,6 +192,12 @@ class IdCodes:
 
 
 TIMESTAMP_UNITS = ("s", "ms", "iso")
+
+
+def check_timestamp_unit(unit: str, where: str) -> None:
+    """``unit`` must be one of :data:`TIMESTAMP_UNITS` or a strftime format (containing ``%``)."""
+    if unit not in TIMESTAMP_UNITS and "%" not in unit:
+        raise InputError(where, repr(unit), f"one of {list(TIMESTAMP_UNITS)} or a strftime format such as '%Y-%m-%d'")
 
 
 def to_unix_seconds(values: pd.Series, unit: str) -> pd.Series:

@@ -8,6 +8,7 @@ import re
 import string
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import pandas as pd
 
@@ -40,9 +41,10 @@ class ItemTextConfig:
                 raise InputError(f"parameter dataset.item_text.{name}", repr(getattr(self, name)), "a non-negative integer")
 
 
-def fields_of(part: str) -> list[str]:
+@lru_cache(maxsize=256)  # called for every part of every item's text
+def fields_of(part: str) -> tuple[str, ...]:
     try:
-        return [name for _, name, _, _ in string.Formatter().parse(part) if name]
+        return tuple(name for _, name, _, _ in string.Formatter().parse(part) if name)
     except ValueError as error:
         raise InputError("parameter dataset.item_text.parts", repr(part), f"a format string ({error})") from None
 
