@@ -61,7 +61,8 @@ def test_full_run_is_tracked_in_mlflow(project):
     tags = mlflow_run.data.tags
     assert tags["pipeline_names"] == "full" and tags["dataset"] == "movielens-100k" and "git_commit" in tags
     artifacts = {a.path for a in client.list_artifacts(mlflow_run.info.run_id, "evaluate")}
-    assert {"evaluate/metrics.csv", "evaluate/metrics_plot.png"} <= artifacts
+    assert {"evaluate/metrics.csv", "evaluate/metrics_plot.png", "evaluate/comparison.json"} <= artifacts
+    assert "comparison.glta.recall_at_20.ci95_low" in mlflow_run.data.metrics
     # versioned outputs: one timestamped version per run
     assert len(list((project / "data/08_reporting/metrics.parquet").iterdir())) == 1
     assert len(list((project / "data/06_models/lightgcn_weights.safetensors").iterdir())) == 1

@@ -16,6 +16,7 @@ from glta_pipelines.core.interactions import SplitConfig, check_holdout_fraction
 from glta_pipelines.core.glta import AlignConfig, gllm_config_from_params
 from glta_pipelines.core.lightgcn import LightGCNConfig
 from glta_pipelines.core.llm import LLMConfig
+from glta_pipelines.pipelines.evaluate.pipeline import METHODS as EVALUATED_METHODS
 
 
 def validate_parameters(params: Mapping[str, Any]) -> None:
@@ -45,3 +46,11 @@ def validate_parameters(params: Mapping[str, Any]) -> None:
             raise InputError("parameter evaluate.evaluation.ks", repr(ks), "a non-empty list of positive integers")
         if evaluation.get("plot_k") not in ks:
             raise InputError("parameter evaluate.evaluation.plot_k", repr(evaluation.get("plot_k")), f"one of ks {ks}")
+        comparison = evaluation.get("comparison") or {}
+        if comparison.get("reference", "lightgcn") not in EVALUATED_METHODS:
+            raise InputError("parameter evaluate.evaluation.comparison.reference", repr(comparison.get("reference")),
+                             f"one of the evaluated methods {list(EVALUATED_METHODS)}")
+        resamples = comparison.get("bootstrap_resamples", 2000)
+        if not isinstance(resamples, int) or resamples < 100:
+            raise InputError("parameter evaluate.evaluation.comparison.bootstrap_resamples", repr(resamples),
+                             "an integer of at least 100")

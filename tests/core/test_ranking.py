@@ -7,7 +7,7 @@ import torch
 from torch_geometric.metrics import LinkPredHitRatio, LinkPredMRR, LinkPredNDCG, LinkPredPrecision, LinkPredRecall
 
 from glta_pipelines.core.errors import InputError
-from glta_pipelines.core.ranking import evaluate_splits, rank_top_k, ranking_metrics
+from glta_pipelines.core.ranking import evaluate_splits, paired_bootstrap, per_user_metrics, rank_top_k, ranking_metrics
 
 
 def _pairs(pairs):
@@ -95,3 +95,38 @@ def test_score_function_must_score_every_item():
 def test_bad_ks_are_named():
     with pytest.raises(InputError, match="evaluate.ks"):
         ranking_metrics(_fixed([[1.0]]), _pairs([]), _pairs([(0, 0)]), 1, 1, ks=[0])
+
+
+def test_per_user_metrics_average_to_ranking_metrics():
+    rng = np.random.default_rng(0)
+    scores = torch.from_numpy(rng.random((6, 9))).float()
+    truth = _pairs([(0, 1), (0, 3), (2, 5), (4, 0), (5, 8)])
+    exclude = _pairs([(0, 2), (4, 1)])
+    users, values = per_user_metrics(_fixed(scores.numpy()), exclude, truth, 6, 9, ks=[3], chunk_size=2)
+    assert users.tolist() == [0, 2, 4, 5]
+    assert values["recall_at_3"].shape == (4,)
+    averaged = ranking_metrics(_fixed(scores.numpy()), exclude, truth, 6, 9, ks=[3], chunk_size=2)
+    assert {k: pytest.approx(float(v.mean())) for k, v in values.items()} == averaged
+
+
+def test_paired_bootstrap_interval_brackets_the_difference_and_detects_a_real_gain():
+    rng = np.random.default_rng(1)
+    reference = torch.from_numpy(rng.random(500))
+    better = paired_bootstrap(reference + 0.05, reference)
+    assert better["relative_difference"] == pytest.approx(0.05 / float(reference.mean()))
+    assert 0 < better["ci95_low"] <= better["relative_difference"] <= better["ci95_high"]
+    assert better["share_of_resamples_above_zero"] == 1.0
+    noisy = paired_bootstrap(reference + torch.from_numpy(rng.normal(0, 0.3, 500)), reference)
+    assert noisy["ci95_low"] < 0 < noisy["ci95_high"]
+
+
+def test_paired_bootstrap_rejects_unpaired_inputs():
+    from glta_pipelines.core.errors import InputError
+    with pytest.raises(InputError, match="equal-length"):
+        paired_bootstrap(torch.ones(3), torch.ones(4))
+
+
+def test_paired_bootstrap_relative_values_are_nan_when_the_reference_is_zero():
+    out = paired_bootstrap(torch.ones(10), torch.zeros(10))
+    assert out["absolute_difference"] == 1.0 and out["share_of_resamples_above_zero"] == 1.0
+    assert math.isnan(out["relative_difference"]) and math.isnan(out["ci95_low"])

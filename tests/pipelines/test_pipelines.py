@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
@@ -55,7 +56,8 @@ def test_all_stages_after_ingest_in_memory(interactions, items, tiny_llm_dir, tm
     pipelines = register_pipelines()
     pipe = pipelines["full"] - pipelines["ingest"]
     outputs = ["evaluate.metrics", "pretrain_gnn.embeddings", "pretrain_gnn.training_history", "evaluate.metrics_plot",
-               "evaluate.recommendations", "align_tokens.alignment_examples", "gllm_finetune.history"]
+               "evaluate.recommendations", "align_tokens.alignment_examples", "gllm_finetune.history",
+               "evaluate.comparison"]
     report = {"dataset": "synthetic", "interactions": {"rows_read": len(interactions)}}
     outputs.append("graph.data_quality")
     catalog = catalog_with(params, outputs, **{"ingest.interactions": interactions, "ingest.items": items,
@@ -88,3 +90,9 @@ def test_all_stages_after_ingest_in_memory(interactions, items, tiny_llm_dir, tm
     assert quality["interactions"] == {"rows_read": len(interactions)}
     assert quality["graph_filters_removed"] == {"min_rating": 0, "k_core": 0}
     assert quality["final"]["n_interactions"] == len(interactions)
+    comparison = catalog.load("evaluate.comparison")
+    assert comparison["reference"] == "lightgcn" and set(comparison) >= {"popularity", "glta"}
+    gain = comparison["glta"]["recall_at_20"]
+    lightgcn_recall = by_method["lightgcn"]
+    assert gain["relative_difference"] == pytest.approx(by_method["glta"] / lightgcn_recall - 1, abs=1e-4)
+    assert gain["ci95_low"] <= gain["relative_difference"] <= gain["ci95_high"]

@@ -480,7 +480,7 @@ def train_gllm(
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
         seconds = time.perf_counter() - start
         row = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": seconds,
-               "users_per_second": len(examples) / seconds, "graph_scale": float(model.graph_scale),
+               "users_per_second": len(examples) / seconds, "graph_scale": model.graph_scale.item(),
                "head_norm": float(model.head.weight.norm()), "peak_memory_mb": peak_memory_mb()}
         if epoch % config.eval_every == 0 or epoch == config.epochs:
             scorer = make_scorer(model, full_histories, config.history_length, config.scoring_batch_size)

@@ -6,6 +6,7 @@ number of users. All methods (popularity, LightGCN, GLTA, ...) go through the sa
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -88,6 +89,20 @@ def ranking_metrics(
     Keys are ``<metric>_at_<k>``. ``exclude`` items are masked before ranking; ``truth`` holds
     the held-out (user_idx, item_idx) pairs to find.
     """
+    _, values = per_user_metrics(score_fn, exclude, truth, n_users, n_items, ks, chunk_size)
+    return {name: float(v.mean()) for name, v in values.items()}
+
+
+def per_user_metrics(
+    score_fn: ScoreFn,
+    exclude: pd.DataFrame,
+    truth: pd.DataFrame,
+    n_users: int,
+    n_items: int,
+    ks: Sequence[int] = (10, 20),
+    chunk_size: int = 1024,
+) -> tuple[np.ndarray, dict[str, torch.Tensor]]:
+    """(users with a truth item, ``<metric>_at_<k>`` -> one value per such user), as :func:`ranking_metrics`."""
     if not ks or any(int(k) < 1 for k in ks):
         raise InputError("parameter evaluate.ks", list(ks), "a non-empty list of positive integers")
     ks = sorted({int(k) for k in ks})
@@ -96,14 +111,41 @@ def ranking_metrics(
         raise InputError("evaluation split", "0 users with held-out items", "at least one user to evaluate")
     top_idx, _ = rank_top_k(score_fn, exclude, n_users, n_items, max(ks), chunk_size, users)
     t_crow, t_col = user_item_csr(truth["user_idx"].to_numpy(), truth["item_idx"].to_numpy(), n_users)
-    sums = dict.fromkeys((f"{m}_at_{k}" for m in METRIC_NAMES for k in ks), 0.0)
+    parts: dict[str, list[torch.Tensor]] = {f"{m}_at_{k}": [] for m in METRIC_NAMES for k in ks}
     for start in range(0, len(users), chunk_size):
         chunk = torch.from_numpy(users[start : start + chunk_size]).long()
         truth_mask = rows_mask(t_crow, t_col, chunk, n_items)
         hits = truth_mask.gather(1, top_idx[start : start + chunk_size]).float()
         for name, values in hit_metrics(hits, truth_mask.sum(1), ks).items():
-            sums[name] += float(values.sum())
-    return {name: total / len(users) for name, total in sums.items()}
+            parts[name].append(values)
+    return users, {name: torch.cat(chunks) for name, chunks in parts.items()}
+
+
+def paired_bootstrap(ours: torch.Tensor, reference: torch.Tensor, n_resamples: int = 2000, seed: int = 0,
+                     ) -> dict[str, float]:
+    """Difference of two methods' mean per-user metric (absolute and relative), with 95% bootstrap intervals.
+
+    Users are resampled with replacement and both methods keep their pairing, so the interval
+    reflects how much the difference depends on which users happen to be in the split. Relative
+    values are NaN when the reference's mean is 0.
+    """
+    if ours.shape != reference.shape or ours.ndim != 1 or len(ours) == 0:
+        raise InputError("paired_bootstrap inputs", f"shapes {tuple(ours.shape)} and {tuple(reference.shape)}",
+                         "two equal-length, non-empty vectors of per-user values")
+    ours, reference = ours.double(), reference.double()
+    rows = torch.randint(len(ours), (n_resamples, len(ours)), generator=torch.Generator().manual_seed(seed))
+    ours_means, reference_means = ours[rows].mean(1), reference[rows].mean(1)
+    quantiles = torch.tensor([0.025, 0.975], dtype=torch.float64)
+    absolute = ours_means - reference_means
+    out = {"absolute_difference": float(ours.mean() - reference.mean())}
+    out["absolute_ci95_low"], out["absolute_ci95_high"] = torch.quantile(absolute, quantiles).tolist()
+    out["share_of_resamples_above_zero"] = float((absolute > 0).double().mean())
+    if float(reference.mean()) == 0.0:
+        return {**out, "relative_difference": math.nan, "ci95_low": math.nan, "ci95_high": math.nan}
+    relative = ours_means / reference_means - 1.0
+    out["relative_difference"] = float(ours.mean() / reference.mean() - 1.0)
+    out["ci95_low"], out["ci95_high"] = torch.quantile(relative, quantiles).tolist()
+    return out
 
 
 def hit_metrics(hits: torch.Tensor, n_truth: torch.Tensor, ks: Sequence[int]) -> dict[str, torch.Tensor]:
@@ -151,12 +193,32 @@ def evaluate_splits(
     ``test_score_fn`` scores test when a method's input differs by split (e.g. a prompt history
     that includes validation items); by default ``score_fn`` scores both.
     """
+    table, _ = evaluate_splits_per_user(method, score_fn, train, valid, test, n_users, n_items, ks, chunk_size,
+                                        test_score_fn)
+    return table
+
+
+def evaluate_splits_per_user(
+    method: str,
+    score_fn: ScoreFn,
+    train: pd.DataFrame,
+    valid: pd.DataFrame,
+    test: pd.DataFrame,
+    n_users: int,
+    n_items: int,
+    ks: Sequence[int] = (10, 20),
+    chunk_size: int = 1024,
+    test_score_fn: ScoreFn | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`evaluate_splits`, plus the test metrics of every user (``user_idx`` and one column per metric)."""
     seen_for_test = pd.concat([train, valid], ignore_index=True)
-    test_score_fn = test_score_fn or score_fn
-    return pd.concat(
+    valid_metrics = ranking_metrics(score_fn, train, valid, n_users, n_items, ks, chunk_size)
+    users, per_user = per_user_metrics(test_score_fn or score_fn, seen_for_test, test, n_users, n_items, ks, chunk_size)
+    table = pd.concat(
         [
-            metrics_table(method, "valid", ranking_metrics(score_fn, train, valid, n_users, n_items, ks, chunk_size)),
-            metrics_table(method, "test", ranking_metrics(test_score_fn, seen_for_test, test, n_users, n_items, ks, chunk_size)),
+            metrics_table(method, "valid", valid_metrics),
+            metrics_table(method, "test", {name: float(v.mean()) for name, v in per_user.items()}),
         ],
         ignore_index=True,
     )
+    return table, pd.DataFrame({"user_idx": users, **{name: v.numpy() for name, v in per_user.items()}})

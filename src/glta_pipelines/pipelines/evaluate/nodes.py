@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import pandas as pd
@@ -10,10 +11,11 @@ import torch
 from matplotlib.figure import Figure
 
 from glta_pipelines.core.baselines import popularity_scorer
+from glta_pipelines.core.errors import InputError
 from glta_pipelines.core.glta import GLLM, make_scorer, user_histories
 from glta_pipelines.core.lightgcn import dot_product_scorer
 from glta_pipelines.core.plots import metrics_bar_chart
-from glta_pipelines.core.ranking import evaluate_splits, rank_top_k
+from glta_pipelines.core.ranking import evaluate_splits_per_user, paired_bootstrap, rank_top_k
 from glta_pipelines.pipelines.gllm_finetune.nodes import restore_gllm
 
 log = logging.getLogger(__name__)
@@ -22,8 +24,8 @@ log = logging.getLogger(__name__)
 def evaluate_popularity(
     train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame,
     user_map: pd.DataFrame, item_map: pd.DataFrame, evaluation: dict[str, Any],
-) -> pd.DataFrame:
-    """Metrics of the most-popular-items baseline."""
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Metrics of the most-popular-items baseline (table, per-user test metrics)."""
     scorer = popularity_scorer(train, len(item_map))
     return _evaluate("popularity", scorer, train, valid, test, user_map, item_map, evaluation)
 
@@ -31,8 +33,8 @@ def evaluate_popularity(
 def evaluate_lightgcn(
     embeddings: dict[str, torch.Tensor], train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame,
     user_map: pd.DataFrame, item_map: pd.DataFrame, evaluation: dict[str, Any],
-) -> pd.DataFrame:
-    """Metrics of LightGCN's dot-product scores."""
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Metrics of LightGCN's dot-product scores (table, per-user test metrics)."""
     scorer = dot_product_scorer(embeddings["user"], embeddings["item"])
     return _evaluate("lightgcn", scorer, train, valid, test, user_map, item_map, evaluation)
 
@@ -42,8 +44,8 @@ def evaluate_glta(
     backbone_embeddings: dict[str, torch.Tensor], lightgcn_embeddings: dict[str, torch.Tensor],
     train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame, user_map: pd.DataFrame, item_map: pd.DataFrame,
     llm: dict[str, Any], alignment: dict[str, Any], gllm: dict[str, Any], evaluation: dict[str, Any],
-) -> pd.DataFrame:
-    """Metrics of GLTA; the prompt history for test includes validation items (as the masking does)."""
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Metrics of GLTA (table, per-user test metrics); test prompts include validation items (as the masking does)."""
     model = restore_gllm(weights, llm, alignment, gllm, projector_state, backbone_embeddings, lightgcn_embeddings)
     valid_scorer = _glta_scorer(model, train, len(user_map))
     test_scorer = _glta_scorer(model, pd.concat([train, valid]), len(user_map))
@@ -84,12 +86,39 @@ def _glta_scorer(model: GLLM, history: pd.DataFrame, n_users: int):
                        model.config.scoring_batch_size)
 
 
-def _evaluate(method, scorer, train, valid, test, user_map, item_map, evaluation, test_scorer=None) -> pd.DataFrame:
-    table = evaluate_splits(method, scorer, train, valid, test, len(user_map), len(item_map),
-                            evaluation["ks"], evaluation["chunk_size"], test_scorer)
+def _evaluate(method, scorer, train, valid, test, user_map, item_map, evaluation, test_scorer=None,
+              ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    table, per_user = evaluate_splits_per_user(method, scorer, train, valid, test, len(user_map), len(item_map),
+                                               evaluation["ks"], evaluation["chunk_size"], test_scorer)
     log.info("%s test: %s", method, ", ".join(
         f"{r.metric}@{r.k}={r.value:.4f}" for r in table[table["split"] == "test"].itertuples()))
-    return table
+    return table, per_user
+
+
+def compare_methods(evaluation: dict[str, Any], **per_user: pd.DataFrame) -> dict[str, Any]:
+    """Each method's relative test difference from the reference, with a 95% paired bootstrap interval.
+
+    Users are resampled with their pairing kept, so the interval says how much of a difference the
+    luck of the split could produce. It does not cover training randomness (seeds).
+    """
+    settings = evaluation.get("comparison") or {}
+    reference = settings.get("reference", "lightgcn")
+    if reference not in per_user:
+        raise InputError("parameter evaluate.evaluation.comparison.reference", repr(reference),
+                         f"one of the evaluated methods {sorted(per_user)}")
+    base = per_user[reference].set_index("user_idx")
+    report: dict[str, Any] = {"reference": reference, "split": "test", "n_users": len(base),
+                              "bootstrap_resamples": int(settings.get("bootstrap_resamples", 2000))}
+    for method, table in per_user.items():
+        if method == reference:
+            continue
+        ours = table.set_index("user_idx").reindex(base.index)
+        report[method] = {
+            metric: {k: None if math.isnan(v) else round(v, 5) for k, v in paired_bootstrap(
+                torch.tensor(ours[metric].to_numpy(), dtype=torch.float64), torch.tensor(base[metric].to_numpy(), dtype=torch.float64),
+                report["bootstrap_resamples"], int(settings.get("seed", 0))).items()}
+            for metric in base.columns}
+    return report
 
 
 def combine_metrics(*tables: pd.DataFrame) -> pd.DataFrame:

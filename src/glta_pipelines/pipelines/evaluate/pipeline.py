@@ -1,9 +1,10 @@
-"""Wiring of the ``evaluate`` stage: one node per method, then one table and one plot."""
+"""Wiring of the ``evaluate`` stage: one node per method, then one table, one plot and the paired comparison."""
 
 from kedro.pipeline import Node, Pipeline
 
 from glta_pipelines.pipelines.evaluate.nodes import (
     combine_metrics,
+    compare_methods,
     evaluate_glta,
     evaluate_lightgcn,
     evaluate_popularity,
@@ -11,6 +12,8 @@ from glta_pipelines.pipelines.evaluate.nodes import (
     recommend_glta,
 )
 
+# Evaluated methods, in table order; each node below writes <method>_metrics and <method>_per_user.
+METHODS = ("popularity", "lightgcn", "glta")
 SPLIT = ["train", "valid", "test", "user_map", "item_map"]
 GLTA_MODEL = ["glta_weights", "item_projector", "backbone_embeddings", "lightgcn_embeddings"]
 GLTA_PARAMS = ["params:llm", "params:align_tokens.alignment", "params:gllm_finetune.gllm", "params:evaluation"]
@@ -27,16 +30,18 @@ EXTERNAL_INPUTS = {
 def create_pipeline(**kwargs) -> Pipeline:
     methods = {
         "popularity": Node(evaluate_popularity, inputs=[*SPLIT, "params:evaluation"],
-                           outputs="popularity_metrics", name="evaluate_popularity"),
+                           outputs=["popularity_metrics", "popularity_per_user"], name="evaluate_popularity"),
         "lightgcn": Node(evaluate_lightgcn, inputs=["lightgcn_embeddings", *SPLIT, "params:evaluation"],
-                         outputs="lightgcn_metrics", name="evaluate_lightgcn"),
-        "glta": Node(evaluate_glta, inputs=[*GLTA_MODEL, *SPLIT, *GLTA_PARAMS], outputs="glta_metrics",
+                         outputs=["lightgcn_metrics", "lightgcn_per_user"], name="evaluate_lightgcn"),
+        "glta": Node(evaluate_glta, inputs=[*GLTA_MODEL, *SPLIT, *GLTA_PARAMS], outputs=["glta_metrics", "glta_per_user"],
                      name="evaluate_glta"),
     }
     return Pipeline(
         [
-            *methods.values(),
-            Node(combine_metrics, inputs=[f"{m}_metrics" for m in methods], outputs="metrics", name="combine_metrics"),
+            *(methods[m] for m in METHODS),
+            Node(combine_metrics, inputs=[f"{m}_metrics" for m in METHODS], outputs="metrics", name="combine_metrics"),
+            Node(compare_methods, inputs={"evaluation": "params:evaluation", **{m: f"{m}_per_user" for m in METHODS}},
+                 outputs="comparison", name="compare_methods"),
             Node(plot_metrics, inputs=["metrics", "params:evaluation"], outputs="metrics_plot", name="plot_metrics"),
             Node(recommend_glta, inputs=[*GLTA_MODEL, *SPLIT, "items", *GLTA_PARAMS], outputs="recommendations",
                  name="recommend_glta"),

@@ -1,0 +1,208 @@
+"""Where could GLTA's gain over LightGCN come from? Diagnostics on a finished run's outputs.
+
+Reads the persisted outputs through the Kedro catalog (latest versions unless told otherwise),
+prints a table and writes ``data/08_reporting/glta_diagnostics.json``. Every figure is
+validation (train masked) and test (train + valid masked), Recall@20 / NDCG@20, on the run's split.
+
+1. ``correction_weight``: the trained GLTA with its LLM correction scaled by a weight
+   (0 = LightGCN alone, 1 = the model as trained), and test scored with a prompt history of
+   train only (instead of train + valid).
+2. ``ease_blend``: headroom check without any LLM. EASE (closed-form item-item model, Steck 2019)
+   on the full history, alone and blended with LightGCN (per-user z-scored scores).
+3. ``history_mean``: a correction that reads only the mean of the projected tokens of the
+   user's last N training items (no LLM, trained as a denoising task: 20% of the items hidden
+   and predicted), blended with LightGCN, for N = 10 (GLTA's prompt) and N = all.
+4. ``glta_vs_lightgcn_test``: GLTA's relative gain on test Recall@20 and NDCG@20 with a 95%
+   paired bootstrap interval over users (is the gain larger than the luck of the split?).
+
+    python notebooks/glta_diagnostics.py [--weights-version V] [--projector-version V]
+
+Exploration code, not a pipeline: nothing here is used by ``kedro run``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from glta_pipelines.core.glta import Projector, _projector_out_dim, gllm_loss, make_scorer, user_histories
+from glta_pipelines.core.ranking import paired_bootstrap, per_user_metrics, ranking_metrics
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _catalog():
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
+    bootstrap_project(ROOT)
+    session = KedroSession.create(project_path=ROOT)
+    context = session.load_context()
+    return context.catalog, context.params
+
+
+def _zscore(scores: torch.Tensor) -> torch.Tensor:
+    return (scores - scores.mean(1, keepdim=True)) / scores.std(1, keepdim=True)
+
+
+class Split:
+    """The run's split and the two evaluation protocols on full score matrices."""
+
+    def __init__(self, train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame, n_users: int, n_items: int):
+        self.train, self.valid, self.test = train, valid, test
+        self.seen_for_test = pd.concat([train, valid], ignore_index=True)
+        self.n_users, self.n_items = n_users, n_items
+
+    def score(self, valid_scores: torch.Tensor, test_scores: torch.Tensor) -> dict[str, float]:
+        out = {}
+        for split, scores, exclude, truth in (("valid", valid_scores, self.train, self.valid),
+                                              ("test", test_scores, self.seen_for_test, self.test)):
+            metrics = ranking_metrics(lambda users, s=scores: s[users], exclude, truth, self.n_users, self.n_items, [20])
+            out[f"{split}_recall_at_20"] = round(metrics["recall_at_20"], 4)
+            out[f"{split}_ndcg_at_20"] = round(metrics["ndcg_at_20"], 4)
+        return out
+
+    def paired(self, ours: torch.Tensor, reference: torch.Tensor) -> dict[str, dict[str, float]]:
+        """Test: relative difference of per-user Recall@20 and NDCG@20 with a 95% bootstrap interval."""
+        def per_user(scores):
+            _, values = per_user_metrics(lambda users: scores[users], self.seen_for_test, self.test,
+                                         self.n_users, self.n_items, [20])
+            return values
+        a, b = per_user(ours), per_user(reference)
+        return {name: {k: round(v, 4) for k, v in paired_bootstrap(a[name], b[name]).items()}
+                for name in ("recall_at_20", "ndcg_at_20")}
+
+    def interaction_matrix(self, frame: pd.DataFrame) -> torch.Tensor:
+        matrix = torch.zeros(self.n_users, self.n_items)
+        matrix[frame["user_idx"].to_numpy(), frame["item_idx"].to_numpy()] = 1.0
+        return matrix
+
+
+def correction_weight(catalog, params, split: Split, base: torch.Tensor, versions: dict) -> list[dict]:
+    from glta_pipelines.pipelines.gllm_finetune.nodes import restore_gllm
+
+    model = restore_gllm(
+        catalog.load("gllm_finetune.weights", versions.get("weights")), params["llm"], params["align_tokens"]["alignment"],
+        params["gllm_finetune"]["gllm"], catalog.load("align_tokens.item_projector", versions.get("projector")),
+        catalog.load("pretrain_gnn.backbone_embeddings"), catalog.load("pretrain_gnn.embeddings"))
+    users = torch.arange(split.n_users)
+    scale = model.graph_scale.item()
+
+    def correction(history: pd.DataFrame) -> torch.Tensor:
+        scorer = make_scorer(model, user_histories(history, split.n_users), model.config.history_length,
+                             model.config.scoring_batch_size)
+        return scorer(users) - scale * base
+
+    valid_corr, test_corr = correction(split.train), correction(split.seen_for_test)
+    rows = [{"weight": w, **split.score(scale * base + w * valid_corr, scale * base + w * test_corr)}
+            for w in (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)]
+    rows.append({"weight": 1.0, "test_history": "train only", **split.score(scale * base + valid_corr, scale * base + valid_corr)})
+    return rows, split.paired(scale * base + test_corr, base)
+
+
+def ease_blend(split: Split, base: torch.Tensor, regularisation: float = 300.0) -> list[dict]:
+    train_matrix = split.interaction_matrix(split.train)
+    gram = train_matrix.T @ train_matrix + regularisation * torch.eye(split.n_items)
+    inverse = torch.linalg.inv(gram)
+    weights = -inverse / torch.diag(inverse)
+    weights.fill_diagonal_(0.0)
+    valid_scores = train_matrix @ weights
+    test_scores = split.interaction_matrix(split.seen_for_test) @ weights
+    rows = [{"blend": "EASE alone", **split.score(valid_scores, test_scores)}]
+    for alpha in (0.25, 0.5, 1.0):
+        rows.append({"blend": f"LightGCN + {alpha} EASE", **split.score(
+            _zscore(base) + alpha * _zscore(valid_scores), _zscore(base) + alpha * _zscore(test_scores))})
+    return rows
+
+
+class HistoryMean(nn.Module):
+    """Mean of the projected tokens of a history -> LayerNorm -> linear -> dot with graph items."""
+
+    def __init__(self, tokens: torch.Tensor, graph_item: torch.Tensor):
+        super().__init__()
+        self.tokens, self.graph_item = tokens, graph_item
+        self.norm = nn.LayerNorm(tokens.shape[1])
+        self.head = nn.Linear(tokens.shape[1], graph_item.shape[1])
+        self.item_bias = nn.Parameter(torch.zeros(graph_item.shape[0]))
+
+    def forward(self, histories: list[np.ndarray]) -> torch.Tensor:
+        pooled = torch.stack([self.tokens[torch.from_numpy(h)].mean(0) for h in histories])
+        return self.head(self.norm(pooled)) @ self.graph_item.T + self.item_bias
+
+
+def history_mean(split: Split, base: torch.Tensor, tokens: torch.Tensor, graph_item: torch.Tensor,
+                 last_n: int | None, epochs: int = 20, seed: int = 2025) -> list[dict]:
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = HistoryMean(tokens, graph_item)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    histories = user_histories(split.train, split.n_users)
+    cut = (lambda h: h) if last_n is None else (lambda h: h[-last_n:])
+    for _ in range(epochs):
+        examples = []
+        for items in histories:
+            hide = rng.random(len(items)) < 0.2
+            if len(items) > 1 and hide.any() and not hide.all():
+                examples.append((cut(items[~hide]), items[hide], items[~hide]))
+        for lo in range(0, len(examples), 32):
+            batch = examples[lo : lo + 32]
+            loss = gllm_loss(model([b[0] for b in batch]), [b[1] for b in batch], [b[2] for b in batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    with torch.no_grad():
+        valid_scores = model([cut(h) for h in histories])
+        test_scores = model([cut(h) for h in user_histories(split.seen_for_test, split.n_users)])
+    label = "all" if last_n is None else str(last_n)
+    rows = [{"history": label, "blend": "alone", **split.score(valid_scores, test_scores)}]
+    for alpha in (0.2, 0.3, 0.5):
+        rows.append({"history": label, "blend": f"LightGCN + {alpha} correction", **split.score(
+            _zscore(base) + alpha * _zscore(valid_scores), _zscore(base) + alpha * _zscore(test_scores))})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights-version", help="version of gllm_finetune.weights (default: latest)")
+    parser.add_argument("--projector-version", help="version of align_tokens.item_projector (default: latest)")
+    parser.add_argument("--skip-llm", action="store_true", help="only the diagnostics without the LLM")
+    args = parser.parse_args()
+    versions = {"weights": args.weights_version, "projector": args.projector_version}
+    catalog, params = _catalog()
+    n_users, n_items = len(catalog.load("graph.user_map")), len(catalog.load("graph.item_map"))
+    split = Split(catalog.load("graph.train"), catalog.load("graph.valid"), catalog.load("graph.test"), n_users, n_items)
+    lightgcn = catalog.load("pretrain_gnn.embeddings")
+    base = lightgcn["user"] @ lightgcn["item"].T
+    backbone = catalog.load("pretrain_gnn.backbone_embeddings")
+    projector_state = catalog.load("align_tokens.item_projector", versions["projector"])
+    projector = Projector(backbone["item"].shape[1], _projector_out_dim(projector_state),
+                          params["align_tokens"]["alignment"]["projector_kind"]).eval()
+    projector.load_state_dict(projector_state)
+    with torch.no_grad():
+        tokens = projector(backbone["item"])
+
+    report = {"lightgcn": split.score(base, base), "ease_blend": ease_blend(split, base),
+              "history_mean": history_mean(split, base, tokens, backbone["item"], 10)
+              + history_mean(split, base, tokens, backbone["item"], None)}
+    if not args.skip_llm:
+        report["correction_weight"], significance = correction_weight(catalog, params, split, base, versions)
+        report["glta_vs_lightgcn_test"] = [{"metric": k, **v} for k, v in significance.items()]
+    for section, rows in report.items():
+        print(f"\n{section}")
+        for row in rows if isinstance(rows, list) else [rows]:
+            print("  " + ", ".join(f"{k}={v}" for k, v in row.items()))
+    out = ROOT / "data/08_reporting/glta_diagnostics.json"
+    out.write_text(json.dumps(report, indent=2))
+    print(f"\nwritten {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
