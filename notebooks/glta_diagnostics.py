@@ -6,7 +6,8 @@ validation (train masked) and test (train + valid masked), Recall@20 / NDCG@20, 
 
 1. ``correction_weight``: the trained GLTA with its LLM correction scaled by a weight
    (0 = LightGCN alone, 1 = the model as trained), and test scored with a prompt history of
-   train only (instead of train + valid).
+   train only (instead of train + valid); ``correction_spread`` compares the spread of the
+   correction's scores with LightGCN's.
 2. ``ease_blend``: headroom check without any LLM. EASE (closed-form item-item model, Steck 2019)
    on the full history, alone and blended with LightGCN (per-user z-scored scores).
 3. ``history_mean``: a correction that reads only the mean of the projected tokens of the
@@ -105,7 +106,9 @@ def correction_weight(catalog, params, split: Split, base: torch.Tensor, version
     rows = [{"weight": w, **split.score(scale * base + w * valid_corr, scale * base + w * test_corr)}
             for w in (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)]
     rows.append({"weight": 1.0, "test_history": "train only", **split.score(scale * base + valid_corr, scale * base + valid_corr)})
-    return rows, split.paired(scale * base + test_corr, base)
+    spread = {"graph_scale": round(scale, 4), "lightgcn_score_std": round(float((scale * base).std()), 4),
+              "llm_correction_std": round(float(valid_corr.std()), 4)}
+    return rows, split.paired(scale * base + test_corr, base), spread
 
 
 def ease_blend(split: Split, base: torch.Tensor, regularisation: float = 300.0) -> list[dict]:
@@ -193,7 +196,8 @@ def main() -> None:
               "history_mean": history_mean(split, base, tokens, backbone["item"], 10)
               + history_mean(split, base, tokens, backbone["item"], None)}
     if not args.skip_llm:
-        report["correction_weight"], significance = correction_weight(catalog, params, split, base, versions)
+        report["correction_weight"], significance, spread = correction_weight(catalog, params, split, base, versions)
+        report["correction_spread"] = spread
         report["glta_vs_lightgcn_test"] = [{"metric": k, **v} for k, v in significance.items()]
     for section, rows in report.items():
         print(f"\n{section}")
