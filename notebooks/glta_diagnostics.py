@@ -13,7 +13,9 @@ validation (train masked) and test (train + valid masked), Recall@20 / NDCG@20, 
 3. ``history_mean``: a correction that reads only the mean of the projected tokens of the
    user's last N training items (no LLM, trained as a denoising task: 20% of the items hidden
    and predicted), blended with LightGCN, for N = 10 (GLTA's prompt) and N = all.
-4. ``glta_vs_lightgcn_test``: GLTA's relative gain on test Recall@20 and NDCG@20 with a 95%
+4. ``seed_ensemble`` (with ``--ensemble-weights-versions v1,v2,...``): GLTA models trained with
+   different seeds, alone and with their logits averaged.
+5. ``glta_vs_lightgcn_test``: GLTA's relative gain on test Recall@20 and NDCG@20 with a 95%
    paired bootstrap interval over users (is the gain larger than the luck of the split?).
 
     python notebooks/glta_diagnostics.py [--weights-version V] [--projector-version V]
@@ -88,27 +90,43 @@ class Split:
 
 
 def correction_weight(catalog, params, split: Split, base: torch.Tensor, versions: dict) -> list[dict]:
-    from glta_pipelines.pipelines.gllm_finetune.nodes import restore_gllm
-
-    model = restore_gllm(
-        catalog.load("gllm_finetune.weights", versions.get("weights")), params["llm"], params["align_tokens"]["alignment"],
-        params["gllm_finetune"]["gllm"], catalog.load("align_tokens.item_projector", versions.get("projector")),
-        catalog.load("pretrain_gnn.backbone_embeddings"), catalog.load("pretrain_gnn.embeddings"))
-    users = torch.arange(split.n_users)
-    scale = model.graph_scale.item()
-
-    def correction(history: pd.DataFrame) -> torch.Tensor:
-        scorer = make_scorer(model, user_histories(history, split.n_users), model.config.history_length,
-                             model.config.scoring_batch_size)
-        return scorer(users) - scale * base
-
-    valid_corr, test_corr = correction(split.train), correction(split.seen_for_test)
+    valid_logits, test_logits, scale = _glta_logits(catalog, params, split, versions.get("weights"),
+                                                    versions.get("projector"))
+    valid_corr, test_corr = valid_logits - scale * base, test_logits - scale * base
     rows = [{"weight": w, **split.score(scale * base + w * valid_corr, scale * base + w * test_corr)}
             for w in (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)]
     rows.append({"weight": 1.0, "test_history": "train only", **split.score(scale * base + valid_corr, scale * base + valid_corr)})
     spread = {"graph_scale": round(scale, 4), "lightgcn_score_std": round(float((scale * base).std()), 4),
               "llm_correction_std": round(float(valid_corr.std()), 4)}
     return rows, split.paired(scale * base + test_corr, base), spread
+
+
+def _glta_logits(catalog, params, split: Split, weights_version: str | None, projector_version: str | None):
+    """(valid, test) logits of a trained GLTA model for every user, with its ``graph_scale``."""
+    from glta_pipelines.pipelines.gllm_finetune.nodes import restore_gllm
+
+    model = restore_gllm(
+        catalog.load("gllm_finetune.weights", weights_version), params["llm"], params["align_tokens"]["alignment"],
+        params["gllm_finetune"]["gllm"], catalog.load("align_tokens.item_projector", projector_version),
+        catalog.load("pretrain_gnn.backbone_embeddings"), catalog.load("pretrain_gnn.embeddings"))
+    users = torch.arange(split.n_users)
+
+    def logits(history: pd.DataFrame) -> torch.Tensor:
+        return make_scorer(model, user_histories(history, split.n_users), model.config.history_length,
+                           model.config.scoring_batch_size)(users)
+
+    return logits(split.train), logits(split.seen_for_test), model.graph_scale.item()
+
+
+def seed_ensemble(catalog, params, split: Split, weights_versions: list[str], projector_version: str | None) -> list[dict]:
+    valid_sum, test_sum, rows = 0, 0, []
+    for version in weights_versions:
+        valid_logits, test_logits, _ = _glta_logits(catalog, params, split, version, projector_version)
+        rows.append({"models": version, **split.score(valid_logits, test_logits)})
+        valid_sum, test_sum = valid_sum + valid_logits, test_sum + test_logits
+    rows.append({"models": f"mean of the {len(weights_versions)} models' logits",
+                 **split.score(valid_sum / len(weights_versions), test_sum / len(weights_versions))})
+    return rows
 
 
 def ease_blend(split: Split, base: torch.Tensor, regularisation: float = 300.0) -> list[dict]:
@@ -177,6 +195,7 @@ def main() -> None:
     parser.add_argument("--weights-version", help="version of gllm_finetune.weights (default: latest)")
     parser.add_argument("--projector-version", help="version of align_tokens.item_projector (default: latest)")
     parser.add_argument("--skip-llm", action="store_true", help="only the diagnostics without the LLM")
+    parser.add_argument("--ensemble-weights-versions", help="comma-separated gllm_finetune.weights versions to average")
     args = parser.parse_args()
     versions = {"weights": args.weights_version, "projector": args.projector_version}
     catalog, params = _catalog()
@@ -198,6 +217,9 @@ def main() -> None:
     if not args.skip_llm:
         report["correction_weight"], significance, spread = correction_weight(catalog, params, split, base, versions)
         report["correction_spread"] = spread
+        if args.ensemble_weights_versions:
+            report["seed_ensemble"] = seed_ensemble(catalog, params, split, args.ensemble_weights_versions.split(","),
+                                                    args.projector_version)
         report["glta_vs_lightgcn_test"] = [{"metric": k, **v} for k, v in significance.items()]
     for section, rows in report.items():
         print(f"\n{section}")
