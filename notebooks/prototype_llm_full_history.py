@@ -23,13 +23,23 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import torch
 
 from glta_pipelines.core.config import config_from_params
-from glta_pipelines.core.glta import GLLM, GLLMConfig, Projector, _projector_out_dim, gllm_loss, user_histories
+from glta_pipelines.core.glta import (
+    GLLM,
+    GLLMConfig,
+    GLLMData,
+    Projector,
+    _epoch_examples,
+    _projector_out_dim,
+    gllm_step,
+    user_histories,
+)
 from glta_pipelines.core.llm import LLMConfig, load_llm
 from glta_pipelines.core.prompts import pad
 
@@ -87,6 +97,7 @@ def main() -> None:
     torch.manual_seed(config.seed)
     train_histories = user_histories(split.train, n_users)
     test_histories = user_histories(split.seen_for_test, n_users)
+    data = GLLMData(train_histories, [], split.train, split.valid, n_items)
     base = lightgcn["user"] @ lightgcn["item"].T
 
     @torch.no_grad()
@@ -100,26 +111,11 @@ def main() -> None:
 
     for epoch in range(1, args.epochs + 1):
         model.train()
-        started, examples, losses = time.perf_counter(), [], []
-        for user, items in enumerate(train_histories):
-            if len(items) < 2:
-                continue
-            hide = rng.random(len(items)) < config.mask_fraction
-            if not hide.any():
-                hide[rng.integers(len(items))] = True
-            if hide.all():
-                hide[rng.integers(len(items))] = False
-            examples.append((user, items[~hide], items[hide]))
-        examples = [examples[i] for i in rng.permutation(len(examples))]
+        started, losses = time.perf_counter(), []
+        # the product's mask sampling, with the whole shown history kept (the model cuts it)
+        examples = _epoch_examples(data, replace(config, history_length=10**9), rng)
         for lo in range(0, len(examples), config.batch_size):
-            batch = examples[lo : lo + config.batch_size]
-            users = torch.tensor([b[0] for b in batch])
-            logits = model.logits(users, model.hidden(users, [b[1] for b in batch]))
-            loss = gllm_loss(logits, [b[2] for b in batch], [b[1] for b in batch])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
+            losses.append(gllm_step(model, optimizer, examples[lo : lo + config.batch_size]))
         valid_scores, test_scores = all_logits(train_histories), all_logits(test_histories)
         print(f"epoch {epoch}: loss {np.mean(losses):.3f}, {time.perf_counter() - started:.0f} s, "
               f"{'GLTA' if args.residual else 'GLLM alone'} {split.score(valid_scores, test_scores)}", flush=True)

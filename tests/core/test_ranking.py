@@ -81,10 +81,11 @@ def test_chunking_does_not_change_results():
 def test_test_split_masks_train_and_valid():
     # Item 0 is the best-scored item but was in valid: for test it must be masked.
     score_fn = _fixed([[3.0, 2.0, 1.0]])
-    table = evaluate_splits("m", score_fn, _pairs([(0, 2)]), _pairs([(0, 0)]), _pairs([(0, 1)]), 1, 3, ks=[1])
+    table, per_user = evaluate_splits("m", score_fn, _pairs([(0, 2)]), _pairs([(0, 0)]), _pairs([(0, 1)]), 1, 3, ks=[1])
     test = table[(table["split"] == "test") & (table["metric"] == "recall")]["value"].item()
     valid = table[(table["split"] == "valid") & (table["metric"] == "recall")]["value"].item()
     assert test == 1.0 and valid == 1.0
+    assert per_user["user_idx"].tolist() == [0] and per_user["recall_at_1"].tolist() == [1.0]
 
 
 def test_score_function_must_score_every_item():

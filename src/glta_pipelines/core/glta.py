@@ -375,6 +375,17 @@ def gllm_loss(logits: torch.Tensor, targets: list[np.ndarray], masked: list[np.n
     return torch.stack(losses).mean()
 
 
+def gllm_step(model: GLLM, optimizer: torch.optim.Optimizer, batch: list[tuple]) -> float:
+    """One optimisation step on (user, prompt items, target items, masked items) examples; returns the loss."""
+    users = torch.tensor([b[0] for b in batch])
+    logits = model.logits(users, model.hidden(users, [b[1] for b in batch]))
+    loss = gllm_loss(logits, [b[2] for b in batch], [b[3] for b in batch])
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
 def make_scorer(model: GLLM, histories: list[np.ndarray], history_length: int, batch_size: int):
     """Score function for the ranking evaluator: users -> GLLM logits over all items."""
     def score(users: torch.Tensor) -> torch.Tensor:
@@ -469,14 +480,7 @@ def train_gllm(
         bar = tqdm(range(0, len(examples), config.batch_size), desc=f"GLLM epoch {epoch}", unit="batch",
                    disable=None if show_progress is None else not show_progress)
         for lo in bar:
-            batch = examples[lo : lo + config.batch_size]
-            users = torch.tensor([b[0] for b in batch])
-            logits = model.logits(users, model.hidden(users, [b[1] for b in batch]))
-            loss = gllm_loss(logits, [b[2] for b in batch], [b[3] for b in batch])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
+            losses.append(gllm_step(model, optimizer, examples[lo : lo + config.batch_size]))
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
         seconds = time.perf_counter() - start
         row = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": seconds,

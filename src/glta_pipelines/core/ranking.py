@@ -187,30 +187,14 @@ def evaluate_splits(
     ks: Sequence[int] = (10, 20),
     chunk_size: int = 1024,
     test_score_fn: ScoreFn | None = None,
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The shared protocol: valid ranks with train masked; test ranks with train and valid masked.
 
-    ``test_score_fn`` scores test when a method's input differs by split (e.g. a prompt history
-    that includes validation items); by default ``score_fn`` scores both.
+    Returns the metrics table (split, method, metric, k, value) and the test metrics of every
+    user (``user_idx`` and one column per metric). ``test_score_fn`` scores test when a method's
+    input differs by split (e.g. a prompt history that includes validation items); by default
+    ``score_fn`` scores both.
     """
-    table, _ = evaluate_splits_per_user(method, score_fn, train, valid, test, n_users, n_items, ks, chunk_size,
-                                        test_score_fn)
-    return table
-
-
-def evaluate_splits_per_user(
-    method: str,
-    score_fn: ScoreFn,
-    train: pd.DataFrame,
-    valid: pd.DataFrame,
-    test: pd.DataFrame,
-    n_users: int,
-    n_items: int,
-    ks: Sequence[int] = (10, 20),
-    chunk_size: int = 1024,
-    test_score_fn: ScoreFn | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """:func:`evaluate_splits`, plus the test metrics of every user (``user_idx`` and one column per metric)."""
     seen_for_test = pd.concat([train, valid], ignore_index=True)
     valid_metrics = ranking_metrics(score_fn, train, valid, n_users, n_items, ks, chunk_size)
     users, per_user = per_user_metrics(test_score_fn or score_fn, seen_for_test, test, n_users, n_items, ks, chunk_size)

@@ -15,7 +15,7 @@ from glta_pipelines.core.errors import InputError
 from glta_pipelines.core.glta import GLLM, make_scorer, user_histories
 from glta_pipelines.core.lightgcn import dot_product_scorer
 from glta_pipelines.core.plots import metrics_bar_chart
-from glta_pipelines.core.ranking import evaluate_splits_per_user, paired_bootstrap, rank_top_k
+from glta_pipelines.core.ranking import evaluate_splits, paired_bootstrap, rank_top_k
 from glta_pipelines.pipelines.gllm_finetune.nodes import restore_gllm
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ def _glta_scorer(model: GLLM, history: pd.DataFrame, n_users: int):
 
 def _evaluate(method, scorer, train, valid, test, user_map, item_map, evaluation, test_scorer=None,
               ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    table, per_user = evaluate_splits_per_user(method, scorer, train, valid, test, len(user_map), len(item_map),
+    table, per_user = evaluate_splits(method, scorer, train, valid, test, len(user_map), len(item_map),
                                                evaluation["ks"], evaluation["chunk_size"], test_scorer)
     log.info("%s test: %s", method, ", ".join(
         f"{r.metric}@{r.k}={r.value:.4f}" for r in table[table["split"] == "test"].itertuples()))
