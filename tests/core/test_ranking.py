@@ -131,3 +131,13 @@ def test_paired_bootstrap_relative_values_are_nan_when_the_reference_is_zero():
     out = paired_bootstrap(torch.ones(10), torch.zeros(10))
     assert out["absolute_difference"] == 1.0 and out["share_of_resamples_above_zero"] == 1.0
     assert math.isnan(out["relative_difference"]) and math.isnan(out["ci95_low"])
+
+
+def test_paired_bootstrap_in_blocks_equals_one_draw(monkeypatch):
+    import glta_pipelines.core.ranking as ranking
+
+    rng = np.random.default_rng(2)
+    ours, reference = torch.from_numpy(rng.random(97)), torch.from_numpy(rng.random(97))
+    whole = paired_bootstrap(ours, reference, n_resamples=300, seed=5)
+    monkeypatch.setattr(ranking, "_BOOTSTRAP_BLOCK_ELEMENTS", 97 * 7)  # 43 blocks, the last one short
+    assert paired_bootstrap(ours, reference, n_resamples=300, seed=5) == whole

@@ -121,6 +121,9 @@ def per_user_metrics(
     return users, {name: torch.cat(chunks) for name, chunks in parts.items()}
 
 
+_BOOTSTRAP_BLOCK_ELEMENTS = 1 << 22  # resampled user indices held at once (32 MiB)
+
+
 def paired_bootstrap(ours: torch.Tensor, reference: torch.Tensor, n_resamples: int = 2000, seed: int = 0,
                      ) -> dict[str, float]:
     """Difference of two methods' mean per-user metric (absolute and relative), with 95% bootstrap intervals.
@@ -133,8 +136,16 @@ def paired_bootstrap(ours: torch.Tensor, reference: torch.Tensor, n_resamples: i
         raise InputError("paired_bootstrap inputs", f"shapes {tuple(ours.shape)} and {tuple(reference.shape)}",
                          "two equal-length, non-empty vectors of per-user values")
     ours, reference = ours.double(), reference.double()
-    rows = torch.randint(len(ours), (n_resamples, len(ours)), generator=torch.Generator().manual_seed(seed))
-    ours_means, reference_means = ours[rows].mean(1), reference[rows].mean(1)
+    generator = torch.Generator().manual_seed(seed)
+    # Resamples are drawn in blocks so memory stays bounded for millions of users; the generator
+    # yields the same stream as one (n_resamples, n_users) draw.
+    block = max(1, _BOOTSTRAP_BLOCK_ELEMENTS // len(ours))
+    ours_means, reference_means = [], []
+    for start in range(0, n_resamples, block):
+        rows = torch.randint(len(ours), (min(block, n_resamples - start), len(ours)), generator=generator)
+        ours_means.append(ours[rows].mean(1))
+        reference_means.append(reference[rows].mean(1))
+    ours_means, reference_means = torch.cat(ours_means), torch.cat(reference_means)
     quantiles = torch.tensor([0.025, 0.975], dtype=torch.float64)
     absolute = ours_means - reference_means
     out = {"absolute_difference": float(ours.mean() - reference.mean())}

@@ -89,7 +89,7 @@ def _glta_scorer(model: GLLM, history: pd.DataFrame, n_users: int):
 def _evaluate(method, scorer, train, valid, test, user_map, item_map, evaluation, test_scorer=None,
               ) -> tuple[pd.DataFrame, pd.DataFrame]:
     table, per_user = evaluate_splits(method, scorer, train, valid, test, len(user_map), len(item_map),
-                                               evaluation["ks"], evaluation["chunk_size"], test_scorer)
+                                      evaluation["ks"], evaluation["chunk_size"], test_scorer)
     log.info("%s test: %s", method, ", ".join(
         f"{r.metric}@{r.k}={r.value:.4f}" for r in table[table["split"] == "test"].itertuples()))
     return table, per_user
@@ -107,17 +107,21 @@ def compare_methods(evaluation: dict[str, Any], **per_user: pd.DataFrame) -> dic
         raise InputError("parameter evaluate.evaluation.comparison.reference", repr(reference),
                          f"one of the evaluated methods {sorted(per_user)}")
     base = per_user[reference].set_index("user_idx")
+    resamples, seed = int(settings.get("bootstrap_resamples", 2000)), int(settings.get("seed", 0))
     report: dict[str, Any] = {"reference": reference, "split": "test", "n_users": len(base),
-                              "bootstrap_resamples": int(settings.get("bootstrap_resamples", 2000))}
+                              "bootstrap_resamples": resamples}
+
+    def column(table: pd.DataFrame, metric: str) -> torch.Tensor:
+        return torch.tensor(table[metric].to_numpy(), dtype=torch.float64)
+
     for method, table in per_user.items():
         if method == reference:
             continue
         ours = table.set_index("user_idx").reindex(base.index)
-        report[method] = {
-            metric: {k: None if math.isnan(v) else round(v, 5) for k, v in paired_bootstrap(
-                torch.tensor(ours[metric].to_numpy(), dtype=torch.float64), torch.tensor(base[metric].to_numpy(), dtype=torch.float64),
-                report["bootstrap_resamples"], int(settings.get("seed", 0))).items()}
-            for metric in base.columns}
+        report[method] = {}
+        for metric in base.columns:
+            result = paired_bootstrap(column(ours, metric), column(base, metric), resamples, seed)
+            report[method][metric] = {k: None if math.isnan(v) else round(v, 5) for k, v in result.items()}
     return report
 
 
