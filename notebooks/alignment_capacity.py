@@ -29,7 +29,15 @@ import torch
 from torch import nn
 
 from glta_pipelines.core.config import config_from_params
-from glta_pipelines.core.glta import AlignConfig, Projector, _target_ids, alignment_loss, item_texts, token_norm
+from glta_pipelines.core.glta import (
+    AlignConfig,
+    Projector,
+    _target_ids,
+    alignment_loss,
+    greedy_decode,
+    item_texts,
+    token_norm,
+)
 from glta_pipelines.core.llm import LLMConfig, load_llm
 from glta_pipelines.core.prompts import Template
 
@@ -45,19 +53,6 @@ class FreeTokens(nn.Module):
 
     def forward(self, positions: torch.Tensor) -> torch.Tensor:
         return self.tokens[positions]
-
-
-@torch.no_grad()
-def recovered(llm, tokenizer, template: Template, tokens: torch.Tensor, titles: list[str]) -> list[tuple[str, str]]:
-    """(true title, greedy decoding) for each item token."""
-    embed = llm.get_input_embeddings()
-    pairs = []
-    for token, title in zip(tokens, titles):
-        prompt = template.embed(embed, {"item": token[None]})[None]
-        out = llm.generate(inputs_embeds=prompt, attention_mask=torch.ones(prompt.shape[:2], dtype=torch.long),
-                           max_new_tokens=16, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-        pairs.append((title.strip(), tokenizer.decode(out[0], skip_special_tokens=True).strip()))
-    return pairs
 
 
 def main() -> None:
@@ -106,7 +101,8 @@ def main() -> None:
                 print(f"{kind} step {step}: loss={losses[-1]:.3f}", flush=True)
         seconds = time.perf_counter() - start_time
         with torch.no_grad():
-            pairs = recovered(llm, tokenizer, template, module(inputs), [texts[i] for i in chosen])
+            tokens = module(inputs)
+        pairs = [(texts[i].strip(), greedy_decode(llm, tokenizer, template, token)) for i, token in zip(chosen, tokens)]
         share = float(np.mean([written.startswith(title) for title, written in pairs]))
         items_per_second = args.items * args.steps / seconds
         report["kinds"][kind] = {

@@ -192,13 +192,20 @@ def greedy_examples(llm, tokenizer, template: Template, projector: Projector, it
     chosen = np.random.default_rng(seed).choice(len(texts), size=min(n, len(texts)), replace=False)
     lines = []
     for index in chosen:
-        token = projector(item_embedding[int(index)][None].to(device))
-        prompt = template.embed(llm.get_input_embeddings(), {"item": token})[None]
-        out = llm.generate(inputs_embeds=prompt, attention_mask=torch.ones(prompt.shape[:2], dtype=torch.long, device=device),
-                           max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-        written = tokenizer.decode(out[0], skip_special_tokens=True).strip().replace("\n", " ")
+        token = projector(item_embedding[int(index)][None].to(device))[0]
+        written = greedy_decode(llm, tokenizer, template, token, max_new_tokens).replace("\n", " ")
         lines.append(f"item {int(index)}\ttrue: {texts[index].strip()}\tLLM: {written}")
     return "\n".join(lines) + "\n"
+
+
+@torch.no_grad()
+def greedy_decode(llm, tokenizer, template: Template, item_token: torch.Tensor, max_new_tokens: int = 16) -> str:
+    """What the LLM writes greedily after the prompt holding this one item token (d_llm,)."""
+    device = llm.get_input_embeddings().weight.device
+    prompt = template.embed(llm.get_input_embeddings(), {"item": item_token[None].to(device)})[None]
+    out = llm.generate(inputs_embeds=prompt, attention_mask=torch.ones(prompt.shape[:2], dtype=torch.long, device=device),
+                       max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    return tokenizer.decode(out[0], skip_special_tokens=True).strip()
 
 
 # --------------------------------------------------------------------------- user-item alignment (GLLM)
