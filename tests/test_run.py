@@ -11,6 +11,7 @@ from kedro.framework.startup import bootstrap_project
 from mlflow.tracking import MlflowClient
 
 from glta_pipelines.core.errors import InputError
+from glta_pipelines.pipeline_registry import register_pipelines
 
 pytestmark = pytest.mark.slow
 
@@ -63,6 +64,10 @@ def test_full_run_is_tracked_in_mlflow(project):
     artifacts = {a.path for a in client.list_artifacts(mlflow_run.info.run_id, "evaluate")}
     assert {"evaluate/metrics.csv", "evaluate/metrics_plot.png", "evaluate/comparison.json"} <= artifacts
     assert "comparison.glta.recall_at_20.ci95_low" in mlflow_run.data.metrics
+    # NodeTimingHook: every node's wall time, and the whole pipeline's
+    nodes = {n.name for n in register_pipelines()["full"].nodes}
+    assert {f"time.{n}" for n in nodes} <= set(metrics) and metrics["time.pipeline"] > 0
+    assert metrics["time.pipeline"] >= max(metrics[f"time.{n}"] for n in nodes)
     # versioned outputs: one timestamped version per run
     assert len(list((project / "data/08_reporting/metrics.parquet").iterdir())) == 1
     assert len(list((project / "data/06_models/lightgcn_weights.safetensors").iterdir())) == 1

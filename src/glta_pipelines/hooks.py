@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,38 @@ class MlflowTrackingHook:
         if uri.startswith(prefix) and not Path(uri[len(prefix):]).is_absolute():
             return prefix + str(self._project_path / uri[len(prefix):])
         return uri
+
+
+class NodeTimingHook:
+    """Wall time of every node as MLflow metrics ``time.<node>`` (seconds), and ``time.pipeline``.
+
+    Registered after :class:`MlflowTrackingHook`: pluggy calls the later hook first, so the
+    pipeline's total is logged before the tracking hook closes the run.
+    """
+
+    def __init__(self) -> None:
+        self._started: dict[str, float] = {}
+        self._pipeline_start = 0.0
+        self.seconds: dict[str, float] = {}
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
+        self._pipeline_start, self.seconds = time.perf_counter(), {}
+
+    @hook_impl
+    def before_node_run(self, node, catalog, inputs, is_async, run_id) -> None:
+        self._started[node.name] = time.perf_counter()
+
+    @hook_impl
+    def after_node_run(self, node, catalog, inputs, outputs, is_async, run_id) -> None:
+        seconds = time.perf_counter() - self._started.pop(node.name, time.perf_counter())
+        self.seconds[node.name] = seconds
+        log_metrics({f"time.{node.name}": seconds})
+
+    @hook_impl
+    def after_pipeline_run(self, run_params, run_result, pipeline, catalog) -> None:
+        self.seconds["pipeline"] = time.perf_counter() - self._pipeline_start
+        log_metrics({"time.pipeline": self.seconds["pipeline"]})
 
 
 def _end_open_run_on_exit() -> None:

@@ -2,9 +2,10 @@
 
 from kedro.config import OmegaConfigLoader
 
-from glta_pipelines.hooks import MlflowTrackingHook
+from glta_pipelines.hooks import MlflowTrackingHook, NodeTimingHook
 
-HOOKS = (MlflowTrackingHook(),)
+# One hook per concern; NodeTimingHook after the tracking hook (see its docstring).
+HOOKS = (MlflowTrackingHook(), NodeTimingHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -1,8 +1,13 @@
 """LightGCN (He et al., SIGIR'20) on the user-item bipartite graph, trained with BPR.
 
-Wraps ``torch_geometric.nn.models.LightGCN``. The symmetric-normalised adjacency is built once
-as a sparse tensor, so propagation is three sparse matmuls per step instead of re-normalising
-the edge list every forward.
+Wraps ``torch_geometric.nn.models.LightGCN`` (its embedding table and layer weights). The
+symmetric-normalised adjacency is built once as a sparse CSR tensor, so propagation is three
+sparse matmuls per step instead of re-normalising the edge list every forward.
+
+Propagation is bit-reproducible with any thread count: autograd's backward of a CSR matmul
+scatters into the gradient from several threads (float sums in a varying order, about 2e-7 of
+drift per run), whereas :class:`SymmetricPropagation` uses that the normalised adjacency is
+symmetric (``A^T = A``), so its backward is the same row-parallel ``A @ grad`` as its forward.
 """
 
 from __future__ import annotations
@@ -18,16 +23,14 @@ import numpy as np
 import pandas as pd
 import torch
 from torch_geometric.nn.models import LightGCN
-from tqdm.auto import tqdm
 
 from glta_pipelines.core.errors import InputError
 from glta_pipelines.core.ranking import ranking_metrics
+from glta_pipelines.core.reproducibility import deterministic
+from glta_pipelines.core.trainer import EpochCallback, Schedule, fit
 
 log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-
-EpochCallback = Callable[[int, dict[str, float]], None]
-
 
 @dataclass(frozen=True)
 class LightGCNConfig:
@@ -36,6 +39,8 @@ class LightGCNConfig:
     embedding_dim: int = 64
     num_layers: int = 3
     learning_rate: float = 2e-3
+    # constant, or cosine: decays from learning_rate to 0 over max_epochs (fast start, careful end)
+    learning_rate_schedule: str = "constant"
     batch_size: int = 2048
     max_epochs: int = 300
     weight_decay: float = 1e-4  # L2 on the batch's layer-0 embeddings, as in the LightGCN paper
@@ -50,6 +55,9 @@ class LightGCNConfig:
         for name in positive:
             if not getattr(self, name) > 0:
                 raise InputError(f"parameter pretrain_gnn.lightgcn.{name}", getattr(self, name), "a positive number")
+        if self.learning_rate_schedule not in ("constant", "cosine"):
+            raise InputError("parameter pretrain_gnn.lightgcn.learning_rate_schedule", repr(self.learning_rate_schedule),
+                             "constant or cosine")
         if self.num_layers < 0 or self.weight_decay < 0:
             raise InputError("parameter pretrain_gnn.lightgcn.num_layers/weight_decay",
                              (self.num_layers, self.weight_decay), "non-negative values")
@@ -77,9 +85,32 @@ def build_model(n_users: int, n_items: int, config: LightGCNConfig) -> LightGCN:
     return model
 
 
+class SymmetricPropagation(torch.autograd.Function):
+    """``A @ x`` for a symmetric sparse ``A``, whose backward is ``A @ grad`` (deterministic)."""
+
+    @staticmethod
+    def forward(ctx, adjacency: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        ctx.adjacency = adjacency
+        return adjacency @ x
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[None, torch.Tensor]:
+        return None, ctx.adjacency @ grad
+
+
+def propagate(model: LightGCN, adjacency: torch.Tensor) -> torch.Tensor:
+    """Layer-combined embeddings ``sum_l alpha_l A^l E`` of all nodes (PyG's ``get_embedding``)."""
+    x = model.embedding.weight
+    out = x * model.alpha[0]
+    for layer in range(model.num_layers):
+        x = SymmetricPropagation.apply(adjacency, x)
+        out = out + x * model.alpha[layer + 1]
+    return out
+
+
 def split_embeddings(model: LightGCN, adjacency: torch.Tensor, n_users: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Final (layer-combined) user and item embeddings."""
-    emb = model.get_embedding(adjacency)
+    emb = propagate(model, adjacency)
     return emb[:n_users], emb[n_users:]
 
 
@@ -144,8 +175,13 @@ def train_lightgcn(
 
     ``train``/``valid`` have columns user_idx, item_idx. The weights of the best validation
     evaluation are returned. ``on_epoch_end(epoch, metrics)`` is called after every epoch.
-    ``show_progress=None`` shows a bar only on a terminal.
+    ``show_progress=None`` shows a bar only on a terminal. Bit-reproducible for a seed.
     """
+    with deterministic():
+        return _train_lightgcn(train, valid, n_users, n_items, config, on_epoch_end, show_progress)
+
+
+def _train_lightgcn(train, valid, n_users, n_items, config, on_epoch_end, show_progress) -> TrainResult:
     config.validate()
     if train.empty:
         raise InputError("train split", "0 interactions", "a non-empty training split")
@@ -154,13 +190,12 @@ def train_lightgcn(
     adjacency = normalized_adjacency(users, items, n_users, n_items)
     model = build_model(n_users, n_items, config)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.max_epochs)
+                if config.learning_rate_schedule == "cosine" else None)
     sampler = NegativeSampler(users, items, n_items, rng)
     ks = sorted({10, 20, int(config.selection_metric.rsplit("_at_", 1)[-1])})
 
-    best_score, best_epoch, best_state, evals_since_best = -1.0, 0, None, 0
-    rows = []
-    bar = tqdm(range(1, config.max_epochs + 1), desc="LightGCN", unit="epoch", disable=_quiet(show_progress))
-    for epoch in bar:
+    def train_epoch(epoch: int) -> dict[str, float]:
         start = time.perf_counter()
         model.train()
         order = rng.permutation(len(users))
@@ -170,7 +205,7 @@ def train_lightgcn(
             b_users = torch.from_numpy(users[batch])
             b_pos = torch.from_numpy(items[batch]) + n_users
             b_neg = torch.from_numpy(sampler.sample(users[batch])) + n_users
-            emb = model.get_embedding(adjacency)
+            emb = propagate(model, adjacency)
             loss = bpr_loss(emb[b_users], emb[b_pos], emb[b_neg])
             ego = model.embedding.weight
             reg = (ego[b_users].pow(2).sum() + ego[b_pos].pow(2).sum() + ego[b_neg].pow(2).sum()) / (2 * len(batch))
@@ -178,34 +213,27 @@ def train_lightgcn(
             (loss + config.weight_decay * reg).backward()
             optimizer.step()
             total, n_batches = total + loss.item(), n_batches + 1
-        row = {"epoch": epoch, "loss": total / n_batches, "seconds": time.perf_counter() - start}
+        row = {"loss": total / n_batches, "seconds": time.perf_counter() - start,
+               "learning_rate": optimizer.param_groups[0]["lr"]}
+        if schedule is not None:
+            schedule.step()
+        return row
 
-        if epoch % config.eval_every == 0 or epoch == config.max_epochs:
-            metrics = evaluate_embeddings(model, adjacency, train, valid, n_users, n_items, ks)
-            row.update({f"valid_{k}": v for k, v in metrics.items()})
-            score = metrics[config.selection_metric]
-            if score > best_score:
-                best_score, best_epoch, evals_since_best = score, epoch, 0
-                best_state = copy.deepcopy(model.state_dict())
-            else:
-                evals_since_best += 1
-        rows.append(row)
-        bar.set_postfix(loss=f"{row['loss']:.4f}", best=f"{max(best_score, 0):.4f}")
-        log.info("LightGCN epoch %d: %s", epoch, ", ".join(f"{k}={v:.4f}" for k, v in row.items() if k != "epoch"))
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, {k: v for k, v in row.items() if k != "epoch"})
-        if evals_since_best >= config.patience:
-            log.info("LightGCN early stop at epoch %d; best epoch %d (%s=%.4f)", epoch, best_epoch,
-                     config.selection_metric, best_score)
-            break
-    bar.close()
+    def validate() -> dict[str, float]:
+        metrics = evaluate_embeddings(model, adjacency, train, valid, n_users, n_items, ks)
+        return {f"valid_{k}": v for k, v in metrics.items()}
+
+    state = fit("LightGCN", Schedule(config.max_epochs, config.eval_every, config.patience, config.selection_metric),
+                train_epoch, validate, lambda: copy.deepcopy(model.state_dict()), on_epoch_end=on_epoch_end,
+                show_progress=show_progress)
+    best_state, best_epoch = state.best_state, state.best_epoch
 
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
     with torch.no_grad():
         user_emb, item_emb = split_embeddings(model, adjacency, n_users)
-    return TrainResult(model, user_emb, item_emb, pd.DataFrame(rows), best_epoch)
+    return TrainResult(model, user_emb, item_emb, pd.DataFrame(state.rows), best_epoch)
 
 
 def evaluate_embeddings(
@@ -227,8 +255,3 @@ def evaluate_embeddings(
 def dot_product_scorer(user_emb: torch.Tensor, item_emb: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
     """Score function ``users -> user_emb[users] @ item_emb.T`` for the ranking evaluator."""
     return lambda users: user_emb[users] @ item_emb.T
-
-
-def _quiet(show_progress: bool | None) -> bool | None:
-    """tqdm's ``disable``: None hides the bar when stderr is not a terminal (CI, logs)."""
-    return None if show_progress is None else not show_progress

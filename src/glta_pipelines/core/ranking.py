@@ -22,23 +22,21 @@ ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 
 
 def user_item_csr(users: np.ndarray, items: np.ndarray, n_users: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Compressed rows (``crow``, ``col``) of a user -> items relation, rows sorted by user."""
-    users, items = np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64)
-    order = np.lexsort((items, users))
-    counts = np.bincount(users, minlength=n_users)
+    """Compressed rows (``crow``, ``col``) of a user -> items relation, rows grouped by user."""
+    users = torch.as_tensor(np.asarray(users, dtype=np.int64))
+    items = torch.as_tensor(np.asarray(items, dtype=np.int64))
+    order = torch.argsort(users, stable=True)  # grouping is all the masking needs; items keep input order
     crow = torch.zeros(n_users + 1, dtype=torch.long)
-    crow[1:] = torch.from_numpy(np.cumsum(counts))
-    return crow, torch.from_numpy(items[order])
+    crow[1:] = torch.cumsum(torch.bincount(users, minlength=n_users), 0)
+    return crow, items[order]
 
 
-def rows_mask(crow: torch.Tensor, col: torch.Tensor, users: torch.Tensor, n_items: int) -> torch.Tensor:
-    """Dense boolean (len(users), n_items) mask of the given users' rows of a CSR relation."""
+def _rows_entries(crow: torch.Tensor, col: torch.Tensor, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(row in ``users``, item) of every entry of the given users' CSR rows."""
     starts, lengths = crow[users], crow[users + 1] - crow[users]
     rows = torch.repeat_interleave(torch.arange(len(users)), lengths)
     offsets = torch.arange(int(lengths.sum())) - torch.repeat_interleave(torch.cumsum(lengths, 0) - lengths, lengths)
-    mask = torch.zeros(len(users), n_items, dtype=torch.bool)
-    mask[rows, col[torch.repeat_interleave(starts, lengths) + offsets]] = True
-    return mask
+    return rows, col[torch.repeat_interleave(starts, lengths) + offsets]
 
 
 def rank_top_k(
@@ -53,7 +51,9 @@ def rank_top_k(
     """Top-``k`` item indices and scores per user, never recommending the items in ``exclude``.
 
     ``exclude`` has columns user_idx, item_idx (typically the user's training items).
-    Returns ``(indices, scores)``, each (len(users), k), best first.
+    Returns ``(indices, scores)``, each (len(users), k), best first. The excluded entries are
+    overwritten in the score function's output in place (one ``chunk_size x n_items`` buffer
+    per chunk); an output that is a view of other data is copied first.
     """
     users = np.arange(n_users) if users is None else np.asarray(users)
     crow, col = user_item_csr(exclude["user_idx"].to_numpy(), exclude["item_idx"].to_numpy(), n_users)
@@ -61,13 +61,20 @@ def rank_top_k(
     all_idx, all_scores = [], []
     for start in range(0, len(users), chunk_size):
         chunk = torch.from_numpy(users[start : start + chunk_size]).long()
-        scores = score_fn(chunk).float()
+        scores = _writable(score_fn(chunk))
         _check_scores(scores, len(chunk), n_items)
-        scores = scores.masked_fill(rows_mask(crow, col, chunk, n_items), float("-inf"))
+        scores.index_put_(_rows_entries(crow, col, chunk), torch.tensor(float("-inf")))
         top = torch.topk(scores, k, dim=1)
         all_idx.append(top.indices)
         all_scores.append(top.values)
     return torch.cat(all_idx), torch.cat(all_scores)
+
+
+def _writable(scores: torch.Tensor) -> torch.Tensor:
+    """Float32 scores that may be overwritten: a fresh contiguous tensor is used as it is."""
+    if scores.dtype == torch.float32 and scores.is_contiguous() and scores._base is None and not scores.requires_grad:
+        return scores
+    return scores.detach().float().contiguous().clone()
 
 
 def _check_scores(scores: torch.Tensor, n_rows: int, n_items: int) -> None:
@@ -110,15 +117,13 @@ def per_user_metrics(
     if len(users) == 0:
         raise InputError("evaluation split", "0 users with held-out items", "at least one user to evaluate")
     top_idx, _ = rank_top_k(score_fn, exclude, n_users, n_items, max(ks), chunk_size, users)
-    t_crow, t_col = user_item_csr(truth["user_idx"].to_numpy(), truth["item_idx"].to_numpy(), n_users)
-    parts: dict[str, list[torch.Tensor]] = {f"{m}_at_{k}": [] for m in METRIC_NAMES for k in ks}
-    for start in range(0, len(users), chunk_size):
-        chunk = torch.from_numpy(users[start : start + chunk_size]).long()
-        truth_mask = rows_mask(t_crow, t_col, chunk, n_items)
-        hits = truth_mask.gather(1, top_idx[start : start + chunk_size]).float()
-        for name, values in hit_metrics(hits, truth_mask.sum(1), ks).items():
-            parts[name].append(values)
-    return users, {name: torch.cat(chunks) for name, chunks in parts.items()}
+    # A ranked item is a hit when (user, item) is a truth pair: look its key up among the sorted truth keys.
+    truth_keys = np.unique(truth["user_idx"].to_numpy().astype(np.int64) * n_items + truth["item_idx"].to_numpy())
+    n_truth = torch.from_numpy(np.bincount(truth_keys // n_items, minlength=n_users)[users])
+    ranked_keys = (users.astype(np.int64)[:, None] * n_items + top_idx.numpy()).ravel()
+    found = np.searchsorted(truth_keys, ranked_keys).clip(max=len(truth_keys) - 1)
+    hits = torch.from_numpy((truth_keys[found] == ranked_keys).reshape(top_idx.shape)).float()
+    return users, hit_metrics(hits, n_truth, ks)
 
 
 _BOOTSTRAP_BLOCK_ELEMENTS = 1 << 22  # resampled user indices held at once (32 MiB)
