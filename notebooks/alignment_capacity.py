@@ -32,10 +32,10 @@ from glta_pipelines.core.config import config_from_params
 from glta_pipelines.core.glta import (
     AlignConfig,
     Projector,
-    _target_ids,
     alignment_loss,
     greedy_decode,
     item_texts,
+    target_ids,
     token_norm,
 )
 from glta_pipelines.core.llm import LLMConfig, load_llm
@@ -73,7 +73,7 @@ def main() -> None:
     texts = item_texts(catalog.load("ingest.items"), catalog.load("graph.item_map"), config.target_template)
     graph_item = catalog.load("pretrain_gnn.backbone_embeddings")["item"]
     template = Template.parse(config.prompt_template, tokenizer, ("item",), "align_tokens.alignment.prompt_template")
-    targets = _target_ids(tokenizer, texts, config.max_target_tokens)
+    targets = target_ids(tokenizer, texts, config.max_target_tokens)
 
     chosen = np.sort(np.random.default_rng(args.seed).choice(len(texts), size=args.items, replace=False))
     positions = torch.arange(args.items)

@@ -35,7 +35,14 @@ import pandas as pd
 import torch
 from torch import nn
 
-from glta_pipelines.core.glta import Projector, _projector_out_dim, gllm_loss, make_scorer, user_histories
+from glta_pipelines.core.glta import (
+    gllm_loss,
+    history_scorer,
+    load_projector,
+    residual_base,
+    restore_gllm,
+    user_histories,
+)
 from glta_pipelines.core.ranking import paired_bootstrap, per_user_metrics, ranking_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,9 +96,8 @@ class Split:
         return matrix
 
 
-def correction_weight(catalog, params, split: Split, base: torch.Tensor, versions: dict) -> list[dict]:
-    valid_logits, test_logits, scale = _glta_logits(catalog, params, split, versions.get("weights"),
-                                                    versions.get("projector"))
+def correction_weight(catalog, split: Split, base: torch.Tensor, weights_version: str | None) -> list[dict]:
+    valid_logits, test_logits, scale = _glta_logits(catalog, split, weights_version)
     valid_corr, test_corr = valid_logits - scale * base, test_logits - scale * base
     rows = [{"weight": w, **split.score(scale * base + w * valid_corr, scale * base + w * test_corr)}
             for w in (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)]
@@ -101,27 +107,27 @@ def correction_weight(catalog, params, split: Split, base: torch.Tensor, version
     return rows, split.paired(scale * base + test_corr, base), spread
 
 
-def _glta_logits(catalog, params, split: Split, weights_version: str | None, projector_version: str | None):
-    """(valid, test) logits of a trained GLTA model for every user, with its ``graph_scale``."""
-    from glta_pipelines.pipelines.gllm_finetune.nodes import restore_gllm
+def _glta_logits(catalog, split: Split, weights_version: str | None):
+    """(valid, test) logits of a trained GLTA model for every user, with its ``graph_scale``.
 
-    model = restore_gllm(
-        catalog.load("gllm_finetune.weights", weights_version), params["llm"], params["align_tokens"]["alignment"],
-        params["gllm_finetune"]["gllm"], catalog.load("align_tokens.item_projector", projector_version),
-        catalog.load("pretrain_gnn.backbone_embeddings"), catalog.load("pretrain_gnn.embeddings"))
+    The model (settings, item projector, LLM) is rebuilt from its weights file alone; its residual
+    base is LightGCN trained on all of train, as in the ``evaluate`` stage.
+    """
+    model = restore_gllm(catalog.load("gllm_finetune.weights", weights_version),
+                         catalog.load("pretrain_gnn.backbone_embeddings"))
+    base = residual_base(model, catalog.load("pretrain_gnn.embeddings"), "pretrain_gnn.embeddings")
     users = torch.arange(split.n_users)
 
     def logits(history: pd.DataFrame) -> torch.Tensor:
-        return make_scorer(model, user_histories(history, split.n_users), model.config.history_length,
-                           model.config.scoring_batch_size)(users)
+        return history_scorer(model, history, split.n_users, base)(users)
 
     return logits(split.train), logits(split.seen_for_test), model.graph_scale.item()
 
 
-def seed_ensemble(catalog, params, split: Split, weights_versions: list[str], projector_version: str | None) -> list[dict]:
+def seed_ensemble(catalog, split: Split, weights_versions: list[str]) -> list[dict]:
     valid_sum, test_sum, rows = 0, 0, []
     for version in weights_versions:
-        valid_logits, test_logits, _ = _glta_logits(catalog, params, split, version, projector_version)
+        valid_logits, test_logits, _ = _glta_logits(catalog, split, version)
         rows.append({"models": version, **split.score(valid_logits, test_logits)})
         valid_sum, test_sum = valid_sum + valid_logits, test_sum + test_logits
     rows.append({"models": f"mean of the {len(weights_versions)} models' logits",
@@ -193,21 +199,18 @@ def history_mean(split: Split, base: torch.Tensor, tokens: torch.Tensor, graph_i
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights-version", help="version of gllm_finetune.weights (default: latest)")
-    parser.add_argument("--projector-version", help="version of align_tokens.item_projector (default: latest)")
+    parser.add_argument("--projector-version", help="version of align_tokens.item_projector for history_mean "
+                        "(default: latest; GLTA itself uses the projector inside its weights)")
     parser.add_argument("--skip-llm", action="store_true", help="only the diagnostics without the LLM")
     parser.add_argument("--ensemble-weights-versions", help="comma-separated gllm_finetune.weights versions to average")
     args = parser.parse_args()
-    versions = {"weights": args.weights_version, "projector": args.projector_version}
-    catalog, params = _catalog()
+    catalog, _ = _catalog()
     n_users, n_items = len(catalog.load("graph.user_map")), len(catalog.load("graph.item_map"))
     split = Split(catalog.load("graph.train"), catalog.load("graph.valid"), catalog.load("graph.test"), n_users, n_items)
     lightgcn = catalog.load("pretrain_gnn.embeddings")
     base = lightgcn["user"] @ lightgcn["item"].T
     backbone = catalog.load("pretrain_gnn.backbone_embeddings")
-    projector_state = catalog.load("align_tokens.item_projector", versions["projector"])
-    projector = Projector(backbone["item"].shape[1], _projector_out_dim(projector_state),
-                          params["align_tokens"]["alignment"]["projector_kind"]).eval()
-    projector.load_state_dict(projector_state)
+    projector = load_projector(catalog.load("align_tokens.item_projector", args.projector_version)).eval()
     with torch.no_grad():
         tokens = projector(backbone["item"])
 
@@ -215,11 +218,10 @@ def main() -> None:
               "history_mean": history_mean(split, base, tokens, backbone["item"], 10)
               + history_mean(split, base, tokens, backbone["item"], None)}
     if not args.skip_llm:
-        report["correction_weight"], significance, spread = correction_weight(catalog, params, split, base, versions)
+        report["correction_weight"], significance, spread = correction_weight(catalog, split, base, args.weights_version)
         report["correction_spread"] = spread
         if args.ensemble_weights_versions:
-            report["seed_ensemble"] = seed_ensemble(catalog, params, split, args.ensemble_weights_versions.split(","),
-                                                    args.projector_version)
+            report["seed_ensemble"] = seed_ensemble(catalog, split, args.ensemble_weights_versions.split(","))
         report["glta_vs_lightgcn_test"] = [{"metric": k, **v} for k, v in significance.items()]
     for section, rows in report.items():
         print(f"\n{section}")

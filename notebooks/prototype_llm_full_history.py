@@ -34,10 +34,10 @@ from glta_pipelines.core.glta import (
     GLLM,
     GLLMConfig,
     GLLMData,
-    Projector,
-    _epoch_examples,
-    _projector_out_dim,
+    check_same_llm,
+    epoch_examples,
     gllm_step,
+    load_projector,
     user_histories,
 )
 from glta_pipelines.core.llm import LLMConfig, load_llm
@@ -83,11 +83,11 @@ def main() -> None:
     n_users, n_items = len(catalog.load("graph.user_map")), len(catalog.load("graph.item_map"))
     split = Split(catalog.load("graph.train"), catalog.load("graph.valid"), catalog.load("graph.test"), n_users, n_items)
     lightgcn, backbone = catalog.load("pretrain_gnn.embeddings"), catalog.load("pretrain_gnn.backbone_embeddings")
-    projector_state = catalog.load("align_tokens.item_projector", args.projector_version)
-    projector = Projector(backbone["item"].shape[1], _projector_out_dim(projector_state),
-                          params["align_tokens"]["alignment"]["projector_kind"])
-    projector.load_state_dict(projector_state)
-    llm, tokenizer = load_llm(config_from_params(LLMConfig, params["llm"], "llm"))
+    projector_artifact = catalog.load("align_tokens.item_projector", args.projector_version)
+    projector = load_projector(projector_artifact)  # kind and sizes from the artifact, not the parameters
+    llm_config = config_from_params(LLMConfig, params["llm"], "llm")
+    check_same_llm(projector_artifact, llm_config)
+    llm, tokenizer = load_llm(llm_config)
     config = GLLMConfig(residual=bool(args.residual), learning_rate=args.learning_rate,
                         history_length=args.history_length, epochs=args.epochs)
     FullHistoryGLLM.summary, FullHistoryGLLM.user_token = bool(args.summary), bool(args.user)
@@ -102,18 +102,17 @@ def main() -> None:
 
     @torch.no_grad()
     def all_logits(histories: list[np.ndarray]) -> torch.Tensor:
+        """Every user's logits, the residual on LightGCN trained on all of train (as evaluation does)."""
         model.eval()
-        training_base = (model.base_user, model.base_item)
-        model.use_base(lightgcn["user"], lightgcn["item"])
-        out = [model.logits(u, model.hidden(u, [histories[int(x)] for x in u])) for u in torch.arange(n_users).split(64)]
-        model.use_base(*training_base)
-        return torch.cat(out)
+        eval_base = (lightgcn["user"], lightgcn["item"])
+        return torch.cat([model.logits(u, model.hidden(u, [histories[int(x)] for x in u]), eval_base)
+                          for u in torch.arange(n_users).split(64)])
 
     for epoch in range(1, args.epochs + 1):
         model.train()
         started, losses = time.perf_counter(), []
         # the product's mask sampling, with the whole shown history kept (the model cuts it)
-        examples = _epoch_examples(data, replace(config, history_length=10**9), rng)
+        examples = epoch_examples(data, replace(config, history_length=10**9), rng)
         for lo in range(0, len(examples), config.batch_size):
             losses.append(gllm_step(model, optimizer, examples[lo : lo + config.batch_size]))
         valid_scores, test_scores = all_logits(train_histories), all_logits(test_histories)

@@ -36,7 +36,11 @@ def validate_parameters(params: Mapping[str, Any]) -> None:
     if "align_tokens" in params:
         config_from_params(AlignConfig, params["align_tokens"].get("alignment"), "align_tokens.alignment")
     if "gllm_finetune" in params:
-        gllm_config_from_params(params["gllm_finetune"].get("gllm"))
+        gllm = gllm_config_from_params(params["gllm_finetune"].get("gllm"))
+        fraction = (graph.get("alignment_holdout") or {}).get("fraction", 0)
+        if gllm.target_scheme == "holdout" and not fraction:
+            raise InputError("parameter graph.alignment_holdout.fraction", fraction,
+                             "a fraction above 0 with gllm_finetune.gllm.target_scheme: holdout (its targets are the holdout)")
     if "pretrain_gnn" in params:
         config_from_params(LightGCNConfig, params["pretrain_gnn"].get("lightgcn"), "pretrain_gnn.lightgcn")
     evaluation = params.get("evaluate", {}).get("evaluation")

@@ -37,7 +37,7 @@ def test_one_step_of_each_stage_on_the_bundled_llm(bundled_model_dir, interactio
     assert aligned.projector(item_emb).shape == (len(item_map), 576)
 
     config = GLLMConfig(epochs=1, batch_size=8, target_scheme="mask")
-    model = build_gllm(llm, tokenizer, aligned.projector.state_dict(), "linear", users, item_emb, config)
+    model = build_gllm(llm, tokenizer, aligned.projector, users, item_emb, config)
     data = GLLMData(user_histories(splits["train"], len(user_map)), [], splits["train"], splits["valid"], len(item_map))
     result = train_gllm(model, data, config, show_progress=False)
     assert len(result.history) == 1 and result.history["head_norm"].iloc[0] > 0

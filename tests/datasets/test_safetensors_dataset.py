@@ -1,7 +1,14 @@
+import copy
+import json
+
 import pytest
 import torch
+from kedro.io import MemoryDataset
 from kedro.io.core import DatasetError, Version
+from safetensors import safe_open
+from safetensors.torch import save_file
 
+from glta_pipelines.core.artifacts import TensorArtifact
 from glta_pipelines.datasets import SafetensorsDataset
 
 
@@ -23,3 +30,46 @@ def test_refuses_anything_but_tensors_and_writes_nothing(tmp_path):
     with pytest.raises(DatasetError, match=r"expected a dict of str -> torch.Tensor"):
         dataset.save(torch.nn.Linear(2, 2))
     assert not dataset.exists() and not list(tmp_path.iterdir())
+
+
+def test_config_round_trips_through_the_file_metadata(tmp_path):
+    config = {"kind": "glta", "graph": {"n_users": 3, "n_items": 2}, "lora": {"target_modules": ["q_proj"]}}
+    dataset = SafetensorsDataset(filepath=str(tmp_path / "w.safetensors"))
+    dataset.save(TensorArtifact({"w": torch.ones(2)}, config))
+    loaded = dataset.load()
+    assert isinstance(loaded, TensorArtifact) and loaded.config == config
+    assert torch.equal(loaded["w"], torch.ones(2))
+    with safe_open(str(tmp_path / "w.safetensors"), framework="pt") as handle:
+        assert json.loads(handle.metadata()["config"]) == config
+
+
+def test_old_file_without_metadata_loads_with_an_empty_config(tmp_path):
+    path = tmp_path / "embeddings.safetensors"
+    save_file({"user": torch.zeros(3, 2), "item": torch.ones(4, 2)}, str(path))  # as written before configs
+    loaded = SafetensorsDataset(filepath=str(path)).load()
+    assert loaded.config == {} and set(loaded) == {"user", "item"}
+
+
+def test_a_plain_dict_is_saved_without_metadata(tmp_path):
+    dataset = SafetensorsDataset(filepath=str(tmp_path / "e.safetensors"))
+    dataset.save({"item": torch.ones(4, 2)})
+    with safe_open(str(tmp_path / "e.safetensors"), framework="pt") as handle:
+        assert not handle.metadata()
+    assert dataset.load().config == {}
+
+
+def test_config_that_is_not_json_is_refused_and_nothing_written(tmp_path):
+    dataset = SafetensorsDataset(filepath=str(tmp_path / "w.safetensors"))
+    with pytest.raises(DatasetError, match="not JSON-serialisable"):
+        dataset.save(TensorArtifact({"w": torch.ones(1)}, {"dtype": torch.float32}))
+    assert not list(tmp_path.iterdir())
+
+
+def test_deepcopy_keeps_the_config():
+    artifact = TensorArtifact({"w": torch.ones(2)}, {"kind": "glta", "graph": {"n_items": 2}})
+    copied = copy.deepcopy(artifact)
+    assert isinstance(copied, TensorArtifact) and copied.config == artifact.config
+    assert copied.config is not artifact.config and torch.equal(copied["w"], artifact["w"])
+    memory = MemoryDataset()  # deep-copies node outputs between nodes
+    memory.save(artifact)
+    assert memory.load().config == artifact.config

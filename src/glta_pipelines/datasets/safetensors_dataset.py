@@ -1,12 +1,15 @@
 """A versioned Kedro dataset for tensors (state_dicts, embeddings) stored as safetensors.
 
 Weights are saved as plain tensors, never as a pickled module, so loading runs no code.
+A :class:`~glta_pipelines.core.artifacts.TensorArtifact`'s ``config`` is stored as JSON in the
+file's metadata (key ``config``) and comes back on load, so weights describe themselves.
 Saving writes to a temporary file in the same folder and renames it, so an interrupted save
 never leaves a half-written file and earlier versions stay intact.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path, PurePosixPath
@@ -14,11 +17,19 @@ from typing import Any
 
 import torch
 from kedro.io.core import AbstractVersionedDataset, DatasetError, Version
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from glta_pipelines.core.artifacts import TensorArtifact, artifact_config
+
+CONFIG_KEY = "config"
 
 
-class SafetensorsDataset(AbstractVersionedDataset[dict[str, torch.Tensor], dict[str, torch.Tensor]]):
-    """``dict[str, torch.Tensor]`` <-> one ``.safetensors`` file on the local filesystem.
+class SafetensorsDataset(AbstractVersionedDataset[dict[str, torch.Tensor], TensorArtifact]):
+    """``dict[str, torch.Tensor]`` (or a :class:`TensorArtifact`) <-> one ``.safetensors`` file.
+
+    Loading always returns a :class:`TensorArtifact`; its ``config`` is empty for a file saved
+    without one (plain embeddings, or weights written before configs were stored).
 
     Example catalog entry::
 
@@ -38,8 +49,16 @@ class SafetensorsDataset(AbstractVersionedDataset[dict[str, torch.Tensor], dict[
         self.metadata = metadata
         super().__init__(filepath=PurePosixPath(Path(filepath).as_posix()), version=version)
 
-    def load(self) -> dict[str, torch.Tensor]:
-        return load_file(str(self._get_load_path()))
+    def load(self) -> TensorArtifact:
+        path = str(self._get_load_path())
+        with safe_open(path, framework="pt") as handle:
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+            stored = (handle.metadata() or {}).get(CONFIG_KEY)
+        try:
+            config = json.loads(stored) if stored is not None else {}
+        except json.JSONDecodeError as error:
+            raise DatasetError(f"{path}: the metadata '{CONFIG_KEY}' is not valid JSON ({error})") from None
+        return TensorArtifact(tensors, config)
 
     def save(self, data: dict[str, torch.Tensor]) -> None:
         if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
@@ -47,17 +66,29 @@ class SafetensorsDataset(AbstractVersionedDataset[dict[str, torch.Tensor], dict[
                 f"{self._filepath}: found {type(data).__name__}; expected a dict of str -> torch.Tensor "
                 "(e.g. model.state_dict())"
             )
+        metadata = self._metadata_of(data)
         path = Path(str(self._get_save_path()))
         path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {k: v.detach().cpu().contiguous() for k, v in data.items()}
         handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.close(handle)
         try:
-            save_file(tensors, tmp)
+            save_file(tensors, tmp, metadata=metadata)
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
+
+    def _metadata_of(self, data: dict[str, torch.Tensor]) -> dict[str, str] | None:
+        """The safetensors metadata holding ``data.config`` as JSON; None for a plain dict."""
+        config = artifact_config(data)
+        if not config:
+            return None
+        try:
+            return {CONFIG_KEY: json.dumps(config, sort_keys=True)}
+        except TypeError as error:
+            raise DatasetError(f"{self._filepath}: found a config that is not JSON-serialisable ({error}); "
+                               "expected plain dicts, lists, strings and numbers") from None
 
     def _exists(self) -> bool:
         try:

@@ -7,8 +7,9 @@ from typing import Any
 import pandas as pd
 import torch
 
+from glta_pipelines.core.artifacts import TensorArtifact
 from glta_pipelines.core.config import config_from_params
-from glta_pipelines.core.glta import AlignConfig, item_texts, train_item_alignment
+from glta_pipelines.core.glta import AlignConfig, item_texts, projector_artifact, train_item_alignment
 from glta_pipelines.core.llm import LLMConfig, load_llm
 from glta_pipelines.tracking import epoch_logger
 
@@ -16,15 +17,16 @@ from glta_pipelines.tracking import epoch_logger
 def align_item_tokens(
     embeddings: dict[str, torch.Tensor], items: pd.DataFrame, item_map: pd.DataFrame,
     llm: dict[str, Any], alignment: dict[str, Any],
-) -> tuple[dict[str, torch.Tensor], pd.DataFrame, str]:
+) -> tuple[TensorArtifact, pd.DataFrame, str]:
     """Train the item projector so the frozen LLM reads each item token as its title.
 
-    Returns (projector weights, per-step loss history, greedy-decoding check as text). The LLM
-    is loaded once per process by ``load_llm`` (never passed between nodes).
+    Returns (projector weights with their config: spec, alignment settings and LLM, so later
+    stages rebuild it without parameters; per-step loss history; greedy-decoding check as text).
+    The LLM is loaded once per process by ``load_llm`` (never passed between nodes).
     """
     config = config_from_params(AlignConfig, alignment, "align_tokens.alignment")
-    model, tokenizer = load_llm(config_from_params(LLMConfig, llm, "llm"))
+    llm_config = config_from_params(LLMConfig, llm, "llm")
+    model, tokenizer = load_llm(llm_config)
     texts = item_texts(items, item_map, config.target_template)
     result = train_item_alignment(model, tokenizer, embeddings["item"], texts, config, on_step=epoch_logger("align"))
-    state = {k: v.detach().cpu() for k, v in result.projector.state_dict().items()}
-    return state, result.history, result.examples
+    return projector_artifact(result.projector, config, llm_config), result.history, result.examples

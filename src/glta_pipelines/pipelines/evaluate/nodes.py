@@ -10,13 +10,13 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
+from glta_pipelines.core.artifacts import TensorArtifact
 from glta_pipelines.core.baselines import popularity_scorer
 from glta_pipelines.core.errors import InputError
-from glta_pipelines.core.glta import GLLM, make_scorer, user_histories
+from glta_pipelines.core.glta import history_scorer, residual_base, restore_gllm
 from glta_pipelines.core.lightgcn import dot_product_scorer
 from glta_pipelines.core.plots import metrics_bar_chart
 from glta_pipelines.core.ranking import evaluate_splits, paired_bootstrap, rank_top_k
-from glta_pipelines.pipelines.gllm_finetune.nodes import restore_gllm
 
 log = logging.getLogger(__name__)
 
@@ -40,34 +40,34 @@ def evaluate_lightgcn(
 
 
 def evaluate_glta(
-    weights: dict[str, torch.Tensor], projector_state: dict[str, torch.Tensor],
-    backbone_embeddings: dict[str, torch.Tensor], lightgcn_embeddings: dict[str, torch.Tensor],
+    weights: TensorArtifact, backbone_embeddings: dict[str, torch.Tensor], lightgcn_embeddings: dict[str, torch.Tensor],
     train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame, user_map: pd.DataFrame, item_map: pd.DataFrame,
-    llm: dict[str, Any], alignment: dict[str, Any], gllm: dict[str, Any], evaluation: dict[str, Any],
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Metrics of GLTA (table, per-user test metrics); test prompts include validation items (as the masking does)."""
-    model = restore_gllm(weights, llm, alignment, gllm, projector_state, backbone_embeddings, lightgcn_embeddings)
-    valid_scorer = _glta_scorer(model, train, len(user_map))
-    test_scorer = _glta_scorer(model, pd.concat([train, valid]), len(user_map))
-    return _evaluate("glta", valid_scorer, train, valid, test, user_map, item_map, evaluation, test_scorer)
+    items: pd.DataFrame, evaluation: dict[str, Any],
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """GLTA's metrics (table, per-user test metrics) and its top-K recommendations for every user.
 
-
-def recommend_glta(
-    weights: dict[str, torch.Tensor], projector_state: dict[str, torch.Tensor],
-    backbone_embeddings: dict[str, torch.Tensor], lightgcn_embeddings: dict[str, torch.Tensor],
-    train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame, user_map: pd.DataFrame, item_map: pd.DataFrame,
-    items: pd.DataFrame, llm: dict[str, Any], alignment: dict[str, Any], gllm: dict[str, Any],
-    evaluation: dict[str, Any],
-) -> pd.DataFrame:
-    """Top-K unseen items for every user from GLTA, with raw ids, titles and scores.
-
-    Every known interaction (train, valid and test) is history and is never recommended.
+    The model is rebuilt from its weights artifact alone, never from today's GLTA parameters.
+    Valid prompts show train items, test prompts train + valid, recommendation prompts every
+    known interaction (none of which is recommended). One node scores all three so that a
+    prompt they share goes through the LLM once.
     """
-    model = restore_gllm(weights, llm, alignment, gllm, projector_state, backbone_embeddings, lightgcn_embeddings)
+    model = restore_gllm(weights, backbone_embeddings)
+    base = residual_base(model, lightgcn_embeddings, "LightGCN embeddings (pretrain_gnn.embeddings)")
+    cache: dict = {}
+    seen_for_test = pd.concat([train, valid], ignore_index=True)
     known = pd.concat([train, valid, test], ignore_index=True)
-    scorer = _glta_scorer(model, known, len(user_map))
+    scorer = {name: history_scorer(model, history, len(user_map), base, cache)
+              for name, history in (("valid", train), ("test", seen_for_test), ("known", known))}
+    table, per_user = _evaluate("glta", scorer["valid"], train, valid, test, user_map, item_map, evaluation,
+                                scorer["test"])
     k = int(evaluation.get("recommendations_k", max(evaluation["ks"])))
-    top, scores = rank_top_k(scorer, known, len(user_map), len(item_map), k, evaluation["chunk_size"])
+    top, scores = rank_top_k(scorer["known"], known, len(user_map), len(item_map), k, evaluation["chunk_size"])
+    return table, per_user, _recommendation_table(top, scores, user_map, item_map, items)
+
+
+def _recommendation_table(top: torch.Tensor, scores: torch.Tensor, user_map: pd.DataFrame, item_map: pd.DataFrame,
+                          items: pd.DataFrame) -> pd.DataFrame:
+    """Ranked lists as rows (user_id, rank, item_id, title, score, user_idx, item_idx)."""
     frame = pd.DataFrame({
         "user_idx": torch.arange(len(user_map)).repeat_interleave(top.shape[1]).numpy(),
         "rank": torch.arange(1, top.shape[1] + 1).repeat(len(user_map)).numpy(),
@@ -78,12 +78,6 @@ def recommend_glta(
         items[["item_id", "title"]], on="item_id", how="left")
     return frame.sort_values(["user_idx", "rank"])[["user_id", "rank", "item_id", "title", "score", "user_idx", "item_idx"]
                                                    ].reset_index(drop=True)
-
-
-def _glta_scorer(model: GLLM, history: pd.DataFrame, n_users: int):
-    """Score function of a trained GLTA model whose prompts show the users' latest ``history`` items."""
-    return make_scorer(model, user_histories(history, n_users), model.config.history_length,
-                       model.config.scoring_batch_size)
 
 
 def _evaluate(method, scorer, train, valid, test, user_map, item_map, evaluation, test_scorer=None,

@@ -9,19 +9,17 @@ from glta_pipelines.pipelines.evaluate.nodes import (
     evaluate_lightgcn,
     evaluate_popularity,
     plot_metrics,
-    recommend_glta,
 )
 
 # Evaluated methods, in table order; each node below writes <method>_metrics and <method>_per_user.
 METHODS = ("popularity", "lightgcn", "glta")
 SPLIT = ["train", "valid", "test", "user_map", "item_map"]
-GLTA_MODEL = ["glta_weights", "item_projector", "backbone_embeddings", "lightgcn_embeddings"]
-GLTA_PARAMS = ["params:llm", "params:align_tokens.alignment", "params:gllm_finetune.gllm", "params:evaluation"]
+# GLTA is rebuilt from its self-describing weights alone: no GLTA parameters are read here.
+GLTA_MODEL = ["glta_weights", "backbone_embeddings", "lightgcn_embeddings"]
 EXTERNAL_INPUTS = {
     **{name: f"graph.{name}" for name in SPLIT},
     "lightgcn_embeddings": "pretrain_gnn.embeddings",
     "backbone_embeddings": "pretrain_gnn.backbone_embeddings",
-    "item_projector": "align_tokens.item_projector",
     "glta_weights": "gllm_finetune.weights",
     "items": "ingest.items",
 }
@@ -33,8 +31,9 @@ def create_pipeline(**kwargs) -> Pipeline:
                            outputs=["popularity_metrics", "popularity_per_user"], name="evaluate_popularity"),
         "lightgcn": Node(evaluate_lightgcn, inputs=["lightgcn_embeddings", *SPLIT, "params:evaluation"],
                          outputs=["lightgcn_metrics", "lightgcn_per_user"], name="evaluate_lightgcn"),
-        "glta": Node(evaluate_glta, inputs=[*GLTA_MODEL, *SPLIT, *GLTA_PARAMS], outputs=["glta_metrics", "glta_per_user"],
-                     name="evaluate_glta"),
+        # one node for GLTA's metrics and recommendations: prompts they share go through the LLM once
+        "glta": Node(evaluate_glta, inputs=[*GLTA_MODEL, *SPLIT, "items", "params:evaluation"],
+                     outputs=["glta_metrics", "glta_per_user", "recommendations"], name="evaluate_glta"),
     }
     return Pipeline(
         [
@@ -43,10 +42,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(compare_methods, inputs={"evaluation": "params:evaluation", **{m: f"{m}_per_user" for m in METHODS}},
                  outputs="comparison", name="compare_methods"),
             Node(plot_metrics, inputs=["metrics", "params:evaluation"], outputs="metrics_plot", name="plot_metrics"),
-            Node(recommend_glta, inputs=[*GLTA_MODEL, *SPLIT, "items", *GLTA_PARAMS], outputs="recommendations",
-                 name="recommend_glta"),
         ],
         namespace="evaluate",
         inputs=EXTERNAL_INPUTS,
-        parameters={p: p for p in GLTA_PARAMS[:3]},
     )

@@ -20,11 +20,10 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             Node(finetune_gllm,
-                 inputs=[*EXTERNAL_INPUTS, "params:llm", "params:align_tokens.alignment", "params:gllm",
-                         "params:checkpoint_dir"],
+                 inputs=[*EXTERNAL_INPUTS, "params:llm", "params:gllm", "params:checkpoint_dir"],
                  outputs=["weights", "history"], name="finetune_gllm"),
         ],
         namespace="gllm_finetune",
         inputs=EXTERNAL_INPUTS,
-        parameters={"params:llm": "params:llm", "params:align_tokens.alignment": "params:align_tokens.alignment"},
+        parameters={"params:llm": "params:llm"},
     )

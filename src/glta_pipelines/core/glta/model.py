@@ -1,0 +1,120 @@
+"""Stage 2's model: the GLLM, which scores every item from an LLM-read prompt of graph tokens.
+
+``logits = graph_scale * <base_user, base_item> + correction(h)`` (residual head). The residual
+base is an argument, never state: training scores against the backbone graph embeddings the
+prompt tokens come from (:attr:`GLLM.graph_base`), validation and evaluation against LightGCN
+trained on all of train (:func:`residual_base`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from glta_pipelines.core.errors import InputError
+from glta_pipelines.core.glta.configuration import GLLMConfig
+from glta_pipelines.core.glta.projector import Projector, token_norm
+from glta_pipelines.core.prompts import Template, pad
+
+Base = tuple[torch.Tensor, torch.Tensor]  # (user, item) embeddings of the residual's dot-product score
+
+
+class GLLM(nn.Module):
+    """Projectors, soft tokens and the GLLM head around a frozen (optionally LoRA-adapted) LLM.
+
+    The LLM is held outside the module's parameters: ``state_dict()`` holds only what trains
+    (plus LoRA weights, added by :func:`~glta_pipelines.core.glta.weights.trainable_state`).
+    """
+
+    def __init__(self, llm: nn.Module | None, tokenizer, item_projector: Projector, graph_user: torch.Tensor,
+                 graph_item: torch.Tensor, config: GLLMConfig) -> None:
+        super().__init__()
+        self.config = config
+        self._llm = [llm]  # a list keeps the LLM out of parameters and state_dict
+        d_gnn = graph_item.shape[1]
+        d_llm = item_projector.d_out
+        self.graph_user, self.graph_item = graph_user, graph_item  # token inputs (backbone embeddings)
+        self.item_projector = item_projector
+        norm = token_norm(llm) if llm is not None else float(item_projector(graph_item[:256]).norm(dim=1).mean())
+        with torch.random.fork_rng(devices=[]):  # reproducible for a seed, global RNG untouched
+            torch.manual_seed(config.seed)
+            self.user_projector = Projector(d_gnn, d_llm, config.user_projector_kind).fit_scales(graph_user, norm)
+            start = torch.randn(2, d_llm) * norm / math.sqrt(d_llm)
+            self.head = nn.Linear(d_llm, d_gnn if config.scoring_space == "graph" else d_llm)
+        self.profile = nn.Parameter(start[0].clone())
+        self.prediction = nn.Parameter(start[1].clone())
+        self.norm = nn.LayerNorm(d_llm)
+        if config.residual:  # start exactly at the graph's ranking
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
+        self.item_bias = nn.Parameter(torch.zeros(graph_item.shape[0]))
+        self.graph_scale = nn.Parameter(torch.ones(()))
+        self.template = (Template.parse(config.prompt_template, tokenizer, ("user", "history", "profile", "prediction"),
+                                        "gllm_finetune.gllm.prompt_template") if config.encoder == "llm" else None)
+
+    @property
+    def llm(self) -> nn.Module | None:
+        return self._llm[0]
+
+    @property
+    def graph_base(self) -> Base:
+        """The backbone graph embeddings as residual base: what training scores against."""
+        return self.graph_user, self.graph_item
+
+    def hidden(self, users: torch.Tensor, histories: list[np.ndarray]) -> torch.Tensor:
+        """(B, d_llm) representation of each user's prompt at the prediction token."""
+        user_tokens = self.user_projector(self.graph_user[users])
+        item_tokens = [self.item_projector(self.graph_item[torch.from_numpy(h)]) for h in histories]
+        if self.config.encoder == "mean":
+            return torch.stack([torch.cat([u[None], t]).mean(0) for u, t in zip(user_tokens, item_tokens)])
+        embed = self.llm.get_input_embeddings()
+        sequences = [self.template.embed(embed, {"user": u[None], "history": t, "profile": self.profile[None],
+                                                 "prediction": self.prediction[None]})
+                     for u, t in zip(user_tokens, item_tokens)]
+        embeds, mask, positions = pad(sequences, side="left")
+        out = self.llm.get_decoder()(inputs_embeds=embeds, attention_mask=mask, position_ids=positions)
+        return out.last_hidden_state[:, -1].float()
+
+    def logits(self, users: torch.Tensor, hidden: torch.Tensor, base: Base) -> torch.Tensor:
+        """(B, n_items) GLLM logits: every item scored; ``base`` is the residual's (user, item) embeddings."""
+        z = self.head(self.norm(hidden))
+        if self.config.scoring_space == "graph":
+            correction = z @ self.graph_item.T
+        else:
+            correction = z @ self.item_projector(self.graph_item).T / math.sqrt(z.shape[1])
+        correction = correction + self.item_bias
+        if not self.config.residual:
+            return correction
+        base_user, base_item = base
+        return self.graph_scale * (base_user[users] @ base_item.T) + correction
+
+
+def graph_shape(embeddings: Mapping[str, torch.Tensor], where: str) -> dict[str, int]:
+    """``n_users``, ``n_items`` and ``embedding_dim`` of a ``{"user", "item"}`` embeddings dict."""
+    if not {"user", "item"} <= set(embeddings):
+        raise InputError(where, f"tensors {sorted(embeddings)}", "'user' and 'item' embeddings")
+    user, item = embeddings["user"], embeddings["item"]
+    if user.ndim != 2 or item.ndim != 2 or user.shape[1] != item.shape[1]:
+        raise InputError(where, f"user {tuple(user.shape)} and item {tuple(item.shape)} tensors",
+                         "two matrices with the same embedding size")
+    return {"n_users": user.shape[0], "n_items": item.shape[0], "embedding_dim": item.shape[1]}
+
+
+def describe_graph(shape: Mapping[str, int]) -> str:
+    """``64-d embeddings of 943 users and 1,682 items``: a graph shape as an error message says it."""
+    return f"{shape['embedding_dim']}-d embeddings of {shape['n_users']:,} users and {shape['n_items']:,} items"
+
+
+def residual_base(model: GLLM, embeddings: Mapping[str, torch.Tensor], where: str) -> Base:
+    """``embeddings`` (e.g. LightGCN on all of train) as the residual base, checked to cover the model's users and items."""
+    found = graph_shape(embeddings, where)
+    expected = {"n_users": model.graph_user.shape[0], "n_items": model.graph_item.shape[0]}
+    if (found["n_users"], found["n_items"]) != (expected["n_users"], expected["n_items"]):
+        raise InputError(where, describe_graph(found),
+                         f"embeddings of the {expected['n_users']:,} users and {expected['n_items']:,} items GLTA was "
+                         "trained on (the same graph run)")
+    return embeddings["user"], embeddings["item"]
