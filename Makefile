@@ -11,7 +11,7 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
 export KEDRO_DISABLE_TELEMETRY := true
 
-.PHONY: install run test viz mlflow-ui bench clean-venv
+.PHONY: install run test viz mlflow-ui bench bench-pipeline clean-venv
 
 install: $(STAMP)
 
@@ -39,6 +39,11 @@ mlflow-ui: install
 bench: install
 	$(BIN)/python benchmarks/bench_lightgcn.py
 	$(BIN)/python benchmarks/bench_ingest.py
+	$(BIN)/python benchmarks/bench_llm.py
+
+# per-node wall times of one `full` run, next to the CPU's matmul rate (about 10 minutes)
+bench-pipeline: install
+	$(BIN)/python benchmarks/bench_pipeline.py
 
 clean-venv:
 	rm -rf $(VENV)

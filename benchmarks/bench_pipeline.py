@@ -38,12 +38,14 @@ def run_pipeline(pipeline: str, params: str | None) -> tuple[dict[str, float], s
     import mlflow
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
+    from omegaconf import OmegaConf
 
     from glta_pipelines.hooks import NodeTimingHook
 
     os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
     bootstrap_project(ROOT)
-    runtime = dict(item.split("=", 1) for item in params.split(",")) if params else None
+    # as `kedro run --params` reads them: dotted keys nest, values are typed by OmegaConf
+    runtime = OmegaConf.to_container(OmegaConf.from_dotlist(params.split(","))) if params else None
     with KedroSession.create(project_path=ROOT, runtime_params=runtime) as session:
         session.run(pipeline_name=pipeline)
     from glta_pipelines.settings import HOOKS
