@@ -23,12 +23,13 @@ ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 
 def user_item_csr(users: np.ndarray, items: np.ndarray, n_users: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Compressed rows (``crow``, ``col``) of a user -> items relation, rows grouped by user."""
-    users = torch.as_tensor(np.asarray(users, dtype=np.int64))
-    items = torch.as_tensor(np.asarray(items, dtype=np.int64))
-    order = torch.argsort(users, stable=True)  # grouping is all the masking needs; items keep input order
+    users = torch.from_numpy(np.array(users, dtype=np.int64))  # a copy: pandas may hand read-only arrays
+    items = torch.from_numpy(np.array(items, dtype=np.int64))
     crow = torch.zeros(n_users + 1, dtype=torch.long)
     crow[1:] = torch.cumsum(torch.bincount(users, minlength=n_users), 0)
-    return crow, items[order]
+    if len(users) > 1 and bool((users[1:] >= users[:-1]).all()):  # already grouped (split tables are)
+        return crow, items
+    return crow, items[torch.argsort(users, stable=True)]  # grouping is all the masking needs
 
 
 def _rows_entries(crow: torch.Tensor, col: torch.Tensor, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -113,12 +114,13 @@ def per_user_metrics(
     if not ks or any(int(k) < 1 for k in ks):
         raise InputError("parameter evaluate.ks", list(ks), "a non-empty list of positive integers")
     ks = sorted({int(k) for k in ks})
-    users = np.unique(truth["user_idx"].to_numpy())
+    users = np.flatnonzero(np.bincount(truth["user_idx"].to_numpy(), minlength=n_users))
     if len(users) == 0:
         raise InputError("evaluation split", "0 users with held-out items", "at least one user to evaluate")
     top_idx, _ = rank_top_k(score_fn, exclude, n_users, n_items, max(ks), chunk_size, users)
     # A ranked item is a hit when (user, item) is a truth pair: look its key up among the sorted truth keys.
-    truth_keys = np.unique(truth["user_idx"].to_numpy().astype(np.int64) * n_items + truth["item_idx"].to_numpy())
+    truth_keys = np.sort(truth["user_idx"].to_numpy().astype(np.int64) * n_items + truth["item_idx"].to_numpy())
+    truth_keys = truth_keys[np.r_[True, truth_keys[1:] != truth_keys[:-1]]]  # a repeated pair counts once
     n_truth = torch.from_numpy(np.bincount(truth_keys // n_items, minlength=n_users)[users])
     ranked_keys = (users.astype(np.int64)[:, None] * n_items + top_idx.numpy()).ravel()
     found = np.searchsorted(truth_keys, ranked_keys).clip(max=len(truth_keys) - 1)
