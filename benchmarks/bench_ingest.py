@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from report import write_report
+
 CATEGORY = "Bench"
 
 
@@ -118,10 +120,7 @@ def main() -> None:
         / (args.lines - args.small_lines),
         "line_growth": growth,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(json.dumps(results["summary"], indent=2))
+    write_report(results, Path(args.out), results["summary"])
 
 
 if __name__ == "__main__":

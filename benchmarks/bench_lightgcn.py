@@ -12,7 +12,6 @@ Usage: ``python benchmarks/bench_lightgcn.py [--out benchmarks/results/bench_lig
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 from torch_geometric.nn.models import LightGCN
 
+from report import write_report
 from glta_pipelines.core.datasets import load_dataset
 from glta_pipelines.core.interactions import SplitConfig, build_id_map, encode_ids, split_per_user, to_implicit
 from glta_pipelines.core.lightgcn import LightGCNConfig, dot_product_scorer, train_lightgcn
@@ -102,10 +102,7 @@ def main() -> None:
             "ours_over_reference_time_ratio": float(np.median(ours_eval) / np.median(reference_eval)),
         },
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    print(json.dumps(report, indent=2))
+    write_report(report, Path(args.out))
 
 
 if __name__ == "__main__":

@@ -12,13 +12,13 @@ converted bundled model: run ``make run`` once, or it is converted here, about 4
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from pathlib import Path
 
 import torch
 
+from report import write_report
 from glta_pipelines.core.llm import LLMConfig, load_llm
 
 
@@ -58,10 +58,7 @@ def main() -> None:
     report = {"model": "bundled:smollm2-135m-instruct", "decoder_flops_per_token": flops_per_token,
               "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads()},
               "decoder": shapes, "reference_fp32_matmul": reference}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    print(json.dumps(report, indent=2))
+    write_report(report, Path(args.out))
 
 
 if __name__ == "__main__":

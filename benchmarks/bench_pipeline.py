@@ -11,13 +11,14 @@ Usage: ``python benchmarks/bench_pipeline.py [--pipeline full] [--params k=v,...
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
 from pathlib import Path
 
 import torch
+
+from report import write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,10 +78,7 @@ def main() -> None:
         "stage_seconds": stages,
         "node_seconds": {k: v for k, v in seconds.items() if k != "pipeline"},
     }
-    out = ROOT / args.out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    print(json.dumps(report, indent=2))
+    write_report(report, ROOT / args.out)
 
 
 if __name__ == "__main__":

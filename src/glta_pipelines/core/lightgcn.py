@@ -13,7 +13,6 @@ symmetric (``A^T = A``), so its backward is the same row-parallel ``A @ grad`` a
 from __future__ import annotations
 
 import copy
-import logging
 import time
 import warnings
 from collections.abc import Callable
@@ -29,7 +28,6 @@ from glta_pipelines.core.ranking import ranking_metrics
 from glta_pipelines.core.reproducibility import deterministic
 from glta_pipelines.core.trainer import EpochCallback, Schedule, fit
 
-log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
 
 @dataclass(frozen=True)

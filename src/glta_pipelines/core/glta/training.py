@@ -20,7 +20,7 @@ from glta_pipelines.core.glta.model import GLLM, Base
 from glta_pipelines.core.glta.weights import load_trainable_state, trainable_state
 from glta_pipelines.core.ranking import ranking_metrics
 from glta_pipelines.core.reproducibility import deterministic
-from glta_pipelines.core.trainer import Schedule, TrainingState, fit
+from glta_pipelines.core.trainer import EpochCallback, Schedule, TrainingState, fit
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class GLLMResult:
 
 def train_gllm(
     model: GLLM, data: GLLMData, config: GLLMConfig, checkpoint_path: Path | None = None,
-    on_epoch_end: Callable[[int, dict[str, float]], None] | None = None, show_progress: bool | None = None,
+    on_epoch_end: EpochCallback | None = None, show_progress: bool | None = None,
 ) -> GLLMResult:
     """Train the GLLM's trainable parts; early-stop on validation Recall@20; checkpoint each epoch.
 
@@ -111,7 +111,7 @@ def train_gllm(
 
 
 def _train_gllm(model: GLLM, data: GLLMData, config: GLLMConfig, checkpoint_path: Path | None,
-                on_epoch_end: Callable[[int, dict[str, float]], None] | None, show_progress: bool | None) -> GLLMResult:
+                on_epoch_end: EpochCallback | None, show_progress: bool | None) -> GLLMResult:
     config.validate()
     params = [p for p in model.parameters() if p.requires_grad]
     if model.llm is not None:
