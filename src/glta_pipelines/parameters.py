@@ -1,60 +1,127 @@
-"""Validation of the whole parameter tree before a run starts (nothing is written first).
+"""The parameter contract: every key of the parameter tree, its type and its allowed values.
 
-Each check builds the same typed config the node builds, so there is one definition of what
-a valid parameter is.
+:func:`validate_parameters` runs before any node (``hooks.ParameterCheckHook``): an unknown key
+at any level fails with the nearest known key, a value of the wrong type or out of range fails
+naming the parameter. Each stage's section is the typed config its node builds, so there is one
+definition of what a valid parameter is.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from glta_pipelines.core.config import config_from_params
-from glta_pipelines.core.datasets import adapter, dataset_config_from_params
+from glta_pipelines.core.config import check_known_keys, coerce_value, config_from_params, join
+from glta_pipelines.core.datasets import DatasetConfig, adapter
 from glta_pipelines.core.errors import InputError
+from glta_pipelines.core.glta import AlignConfig, GLLMConfig
 from glta_pipelines.core.interactions import SplitConfig, check_holdout_fraction
-from glta_pipelines.core.glta import AlignConfig, gllm_config_from_params
 from glta_pipelines.core.lightgcn import LightGCNConfig
 from glta_pipelines.core.llm import LLMConfig
 from glta_pipelines.pipelines.evaluate.pipeline import METHODS as EVALUATED_METHODS
 
 
-def validate_parameters(params: Mapping[str, Any]) -> None:
-    """Raise :class:`InputError` naming the first invalid parameter."""
-    dataset = params.get("dataset", {})
-    adapter(dataset.get("name"))
-    dataset_config_from_params(dataset)
-    graph = params.get("graph", {})
-    if graph:
-        k_core = graph.get("k_core") or 0
-        if not isinstance(k_core, int) or k_core < 0:
-            raise InputError("parameter graph.k_core", repr(k_core), "a non-negative integer (0 or 1: no filter)")
-        config_from_params(SplitConfig, graph.get("split"), "graph.split")
-        check_holdout_fraction((graph.get("alignment_holdout") or {}).get("fraction", 0))
-    if "llm" in params:
-        config_from_params(LLMConfig, params["llm"], "llm")
-    if "align_tokens" in params:
-        config_from_params(AlignConfig, params["align_tokens"].get("alignment"), "align_tokens.alignment")
-    if "gllm_finetune" in params:
-        gllm = gllm_config_from_params(params["gllm_finetune"].get("gllm"))
-        fraction = (graph.get("alignment_holdout") or {}).get("fraction", 0)
-        if gllm.target_scheme == "holdout" and not fraction:
-            raise InputError("parameter graph.alignment_holdout.fraction", fraction,
-                             "a fraction above 0 with gllm_finetune.gllm.target_scheme: holdout (its targets are the holdout)")
-    if "pretrain_gnn" in params:
-        config_from_params(LightGCNConfig, params["pretrain_gnn"].get("lightgcn"), "pretrain_gnn.lightgcn")
-    evaluation = params.get("evaluate", {}).get("evaluation")
-    if evaluation is not None:
-        ks = evaluation.get("ks")
-        if not ks or not all(isinstance(k, int) and k > 0 for k in ks):
-            raise InputError("parameter evaluate.evaluation.ks", repr(ks), "a non-empty list of positive integers")
-        if evaluation.get("plot_k") not in ks:
-            raise InputError("parameter evaluate.evaluation.plot_k", repr(evaluation.get("plot_k")), f"one of ks {ks}")
-        comparison = evaluation.get("comparison") or {}
-        if comparison.get("reference", "lightgcn") not in EVALUATED_METHODS:
-            raise InputError("parameter evaluate.evaluation.comparison.reference", repr(comparison.get("reference")),
+@dataclass(frozen=True)
+class AlignmentHoldout:
+    """``graph.alignment_holdout``: the per-user slice of train kept from GLTA's backbone."""
+
+    fraction: float = 0.0
+    min_interactions: int = 5
+    seed: int = 2025
+
+    def validate(self) -> None:
+        check_holdout_fraction(self.fraction)
+
+
+@dataclass(frozen=True)
+class GraphParameters:
+    """``graph``: from interactions to the split."""
+
+    min_rating: float | None = None
+    k_core: int | None = 0
+    split: SplitConfig = field(default_factory=SplitConfig)
+    alignment_holdout: AlignmentHoldout = field(default_factory=AlignmentHoldout)
+
+    def validate(self) -> None:
+        if self.k_core is not None and self.k_core < 0:
+            raise InputError("parameter graph.k_core", self.k_core, "a non-negative integer (0 or 1: no filter)")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``evaluate.evaluation.comparison``: every method against a reference, with a bootstrap interval."""
+
+    reference: str = "lightgcn"
+    bootstrap_resamples: int = 2000
+    seed: int = 2025
+
+    def validate(self) -> None:
+        if self.reference not in EVALUATED_METHODS:
+            raise InputError("parameter evaluate.evaluation.comparison.reference", repr(self.reference),
                              f"one of the evaluated methods {list(EVALUATED_METHODS)}")
-        resamples = comparison.get("bootstrap_resamples", 2000)
-        if not isinstance(resamples, int) or resamples < 100:
-            raise InputError("parameter evaluate.evaluation.comparison.bootstrap_resamples", repr(resamples),
-                             "an integer of at least 100")
+        if self.bootstrap_resamples < 100:
+            raise InputError("parameter evaluate.evaluation.comparison.bootstrap_resamples",
+                             self.bootstrap_resamples, "an integer of at least 100")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """``evaluate.evaluation``."""
+
+    ks: tuple[int, ...] = (10, 20)
+    plot_k: int = 20
+    chunk_size: int = 1024
+    recommendations_k: int = 20
+    comparison: Comparison = field(default_factory=Comparison)
+
+    def validate(self) -> None:
+        if not self.ks or not all(k > 0 for k in self.ks):
+            raise InputError("parameter evaluate.evaluation.ks", list(self.ks), "a non-empty list of positive integers")
+        if self.plot_k not in self.ks:
+            raise InputError("parameter evaluate.evaluation.plot_k", self.plot_k, f"one of ks {list(self.ks)}")
+        for name in ("chunk_size", "recommendations_k"):
+            if getattr(self, name) < 1:
+                raise InputError(f"parameter evaluate.evaluation.{name}", getattr(self, name), "a positive integer")
+
+
+# The whole tree: a mapping is a level of plain keys, a dataclass a typed config, a type a value.
+SCHEMA: dict[str, Any] = {
+    "dataset": DatasetConfig,
+    "graph": GraphParameters,
+    "pretrain_gnn": {"lightgcn": LightGCNConfig},
+    "llm": LLMConfig,
+    "align_tokens": {"alignment": AlignConfig},
+    "gllm_finetune": {"checkpoint_dir": str, "gllm": GLLMConfig},
+    "evaluate": {"evaluation": Evaluation},
+}
+
+
+def dataset_source(dataset: Mapping[str, Any]) -> str:
+    """The name a run's data is known by in lineage and in MLflow: the adapter, and category if any."""
+    name, category = dataset.get("name", "unknown"), dataset.get("category")
+    return f"{name}/{category}" if category else str(name)
+
+
+def validate_parameters(params: Mapping[str, Any]) -> None:
+    """Raise :class:`InputError` naming the first unknown key or invalid value of the tree."""
+    _check(params, SCHEMA, "")
+    adapter(params.get("dataset", {}).get("name"))
+    gllm = params.get("gllm_finetune", {}).get("gllm", {})
+    fraction = params.get("graph", {}).get("alignment_holdout", {}).get("fraction", 0)
+    if gllm.get("target_scheme") == "holdout" and not fraction:
+        raise InputError("parameter graph.alignment_holdout.fraction", fraction,
+                         "a fraction above 0 with gllm_finetune.gllm.target_scheme: holdout (its targets are the holdout)")
+
+
+def _check(value: Any, schema: Any, where: str) -> None:
+    if isinstance(schema, Mapping):
+        if not isinstance(value, Mapping):
+            raise InputError(f"parameter {where}", repr(value), f"a mapping with the keys {', '.join(schema)}")
+        check_known_keys(value, schema, where)
+        for key, sub in value.items():
+            _check(sub, schema[key], join(where, key))
+    elif isinstance(schema, type) and hasattr(schema, "__dataclass_fields__"):
+        config_from_params(schema, value, where)
+    else:
+        coerce_value(value, schema, where)

@@ -13,3 +13,6 @@ class InputError(ValueError):
     def __init__(self, where: str, found: object, expected: str) -> None:
         self.where, self.found, self.expected = where, found, expected
         super().__init__(f"{where}: found {found}; expected {expected}.")
+
+    def __reduce__(self):  # rebuilt from its three parts (ParallelRunner sends errors between processes)
+        return type(self), (self.where, self.found, self.expected)

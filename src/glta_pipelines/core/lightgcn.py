@@ -13,6 +13,7 @@ symmetric (``A^T = A``), so its backward is the same row-parallel ``A @ grad`` a
 from __future__ import annotations
 
 import copy
+import re
 import time
 import warnings
 from collections.abc import Callable
@@ -24,7 +25,7 @@ import torch
 from torch_geometric.nn.models import LightGCN
 
 from glta_pipelines.core.errors import InputError
-from glta_pipelines.core.ranking import ranking_metrics
+from glta_pipelines.core.ranking import METRIC_NAMES, ranking_metrics
 from glta_pipelines.core.reproducibility import deterministic
 from glta_pipelines.core.trainer import EpochCallback, Schedule, fit
 
@@ -56,6 +57,9 @@ class LightGCNConfig:
         if self.learning_rate_schedule not in ("constant", "cosine"):
             raise InputError("parameter pretrain_gnn.lightgcn.learning_rate_schedule", repr(self.learning_rate_schedule),
                              "constant or cosine")
+        if re.fullmatch(rf"({'|'.join(METRIC_NAMES)})_at_[1-9][0-9]*", self.selection_metric) is None:
+            raise InputError("parameter pretrain_gnn.lightgcn.selection_metric", repr(self.selection_metric),
+                             f"<metric>_at_<k> with <metric> one of {', '.join(METRIC_NAMES)} (e.g. recall_at_20)")
         if self.num_layers < 0 or self.weight_decay < 0:
             raise InputError("parameter pretrain_gnn.lightgcn.num_layers/weight_decay",
                              (self.num_layers, self.weight_decay), "non-negative values")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from glta_pipelines.core.config import config_from_params
@@ -61,14 +61,6 @@ class DatasetConfig:
             raise InputError("parameter dataset.chunk_lines", repr(self.chunk_lines), "a positive integer")
 
 
-_SECTIONS = {"item_text": ItemTextConfig, "goodreads": GoodreadsSettings,
-             "generic": GenericSettings}
-
-
 def dataset_config_from_params(params: dict[str, Any] | None) -> DatasetConfig:
     """DatasetConfig from the ``dataset`` parameters; unknown keys and bad values name the parameter."""
-    params = dict(params or {})
-    sections = {name: config_from_params(cls, params.pop(name, None), f"dataset.{name}") for name, cls in _SECTIONS.items()}
-    flat = config_from_params(DatasetConfig, params, "dataset")
-    return DatasetConfig(**{f.name: getattr(flat, f.name) for f in fields(DatasetConfig) if f.name not in sections},
-                         **sections)
+    return config_from_params(DatasetConfig, params, "dataset")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -96,15 +95,9 @@ def to_dict(config: Any) -> dict[str, Any]:
 def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str) -> T:
     """The config dataclass ``cls`` from its dict form (parameters or :func:`to_dict` output), validated.
 
-    Nested config fields (``GLLMConfig.lora``) are built first, each with its own ``where``;
-    unknown keys are rejected by name (see :func:`~glta_pipelines.core.config.config_from_params`).
+    Nested config fields (``GLLMConfig.lora``) are built with their own ``where``; unknown keys and
+    wrong types are rejected by name (see :func:`~glta_pipelines.core.config.config_from_params`).
     """
-    data = dict(data or {})
-    hints = typing.get_type_hints(cls)
-    for item in dataclasses.fields(cls):
-        nested = hints[item.name]
-        if dataclasses.is_dataclass(nested) and item.name in data:
-            data[item.name] = from_dict(nested, data[item.name], f"{where}.{item.name}")
     return config_from_params(cls, data, where)
 
 
