@@ -1,6 +1,6 @@
 """Benchmark: wall time of every node of a pipeline run, next to this machine's FP32 matmul rate.
 
-Runs ``kedro run --pipeline=<name>`` in-process (a real Kedro session with the project's hooks,
+Runs ``kedro run --pipelines=<name>`` in-process (a real Kedro session with the project's hooks,
 so the run is also in MLflow with its ``time.*`` metrics) and writes the per-node and per-stage
 seconds to JSON. The reference, measured in the same run, is the sustained FP32 rate of a dense
 matmul on this CPU, the ceiling of the LLM stages' forward and backward passes.
@@ -36,12 +36,11 @@ def matmul_gflops(size: int = 1024, seconds: float = 3.0) -> float:
 
 def run_pipeline(pipeline: str, params: str | None) -> tuple[dict[str, float], str | None]:
     """(node -> seconds, MLflow run id) of one Kedro run of ``pipeline``."""
-    import mlflow
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
     from omegaconf import OmegaConf
 
-    from glta_pipelines.hooks import NodeTimingHook
+    from glta_pipelines.hooks import MlflowTrackingHook, NodeTimingHook
 
     os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
     bootstrap_project(ROOT)
@@ -52,8 +51,8 @@ def run_pipeline(pipeline: str, params: str | None) -> tuple[dict[str, float], s
     from glta_pipelines.settings import HOOKS
 
     timing = next(h for h in HOOKS if isinstance(h, NodeTimingHook))
-    last = mlflow.last_active_run()
-    return dict(timing.seconds), (last.info.run_id if last else None)
+    tracking = next(h for h in HOOKS if isinstance(h, MlflowTrackingHook))
+    return dict(timing.seconds), tracking.run_id
 
 
 def main() -> None:

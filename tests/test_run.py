@@ -28,17 +28,21 @@ def tiny_llm(tiny_llm_dir, monkeypatch):
     monkeypatch.setenv("GLTA_TEST_LLM", str(tiny_llm_dir))
 
 
-def run(project: Path, runtime_params: dict | None = None, pipeline: str = "full") -> None:
+def run(project: Path, runtime_params: dict | None = None, pipeline: str = "full", **options) -> None:
+    """``kedro run --env test --pipelines=<pipeline> --params ...`` in-process; ``options`` as ``session.run``'s."""
     import os
 
     params = {"llm": {"model": os.environ["GLTA_TEST_LLM"]}, **(runtime_params or {})}
     with KedroSession.create(project_path=project, env="test", runtime_params=params) as session:
-        session.run(pipeline_names=[pipeline])
+        session.run(pipeline_names=[pipeline], **options)
 
 
 def runs(project: Path):
+    """The project's MLflow client and its runs, newest first (none before the first run)."""
     client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("glta-pipelines")
+    if experiment is None:
+        return client, []
     return client, client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"])
 
 
@@ -78,7 +82,7 @@ def test_bad_parameter_fails_before_anything_is_written(project):
         run(project, {"graph": {"split": {"ratios": [0.8, 0.1, 0.2]}}})
     assert not [p for p in (project / "data").rglob("*") if p.is_file()]
     _, found = runs(project)
-    assert [r.info.status for r in found] == ["FAILED"]
+    assert found == []  # refused before the MLflow run opens
 
 
 def test_failing_node_marks_the_run_failed_and_keeps_earlier_outputs(project):
@@ -119,7 +123,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "datasets"
 
 @pytest.mark.parametrize("adapter", sorted(p.name for p in FIXTURES.iterdir()))
 def test_full_run_on_each_adapter_fixture(project, adapter):
-    """`kedro run --pipeline=full --params "dataset.name=<adapter>,dataset.path=<dir>"` on fixture data."""
+    """`kedro run --pipelines=full --params "dataset.name=<adapter>,dataset.path=<dir>"` on fixture data."""
     run(project, {"dataset": {"name": adapter, "path": str(FIXTURES / adapter)}})
     client, found = runs(project)
     mlflow_run = found[0]

@@ -15,7 +15,7 @@ STAGES = {
     "gllm_finetune": gllm_finetune.create_pipeline,
     "evaluate": evaluate.create_pipeline,
 }
-# Re-runs on the latest persisted upstream outputs (ablations, tuning): `kedro run --pipeline=glta`.
+# Re-runs on the latest persisted upstream outputs (ablations, tuning): `kedro run --pipelines=glta`.
 PARTIAL = {
     "glta": ("align_tokens", "gllm_finetune", "evaluate"),
     "gllm": ("gllm_finetune", "evaluate"),

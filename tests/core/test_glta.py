@@ -277,7 +277,7 @@ def test_weights_without_a_glta_config_say_to_rerun_glta(graph, config):
     _, users, items, _ = graph
     weights = {"head.weight": torch.zeros(1)} if config is None else TensorArtifact({"head.weight": torch.zeros(1)}, config)
     with pytest.raises(InputError, match=r"GLTA weights.*found (no GLTA config|an artifact of kind 'item_projector').*"
-                                         r"re-run `kedro run --pipeline=glta`"):
+                                         r"re-run `kedro run --pipelines=glta`"):
         restore_gllm(weights, {"user": users, "item": items})
 
 
@@ -285,7 +285,7 @@ def test_finetuning_on_another_llm_than_the_projectors_fails_naming_both(tiny_ll
     artifact = projector_artifact(Projector(8, 32), AlignConfig(), tiny_llm_config)
     with pytest.raises(InputError, match=r"llm.model: found 'bundled:smollm2-135m-instruct'.*aligned with, '.*tiny_llama"):
         check_same_llm(artifact, LLMConfig(model="bundled:smollm2-135m-instruct"))
-    with pytest.raises(InputError, match=r"item projector.*no GLTA config.*kedro run --pipeline=glta"):
+    with pytest.raises(InputError, match=r"item projector.*no GLTA config.*kedro run --pipelines=glta"):
         check_same_llm({"net.weight": torch.zeros(1)}, tiny_llm_config)
 
 

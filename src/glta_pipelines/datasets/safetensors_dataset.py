@@ -10,17 +10,17 @@ never leaves a half-written file and earlier versions stay intact.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import torch
 from kedro.io.core import AbstractVersionedDataset, DatasetError, Version
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from glta_pipelines.core.artifacts import TensorArtifact, artifact_config
+from glta_pipelines.core.errors import InputError
+from glta_pipelines.core.files import atomic_path
 
 CONFIG_KEY = "config"
 
@@ -51,9 +51,16 @@ class SafetensorsDataset(AbstractVersionedDataset[dict[str, torch.Tensor], Tenso
 
     def load(self) -> TensorArtifact:
         path = str(self._get_load_path())
-        with safe_open(path, framework="pt") as handle:
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
-            stored = (handle.metadata() or {}).get(CONFIG_KEY)
+        try:
+            with safe_open(path, framework="pt") as handle:
+                tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+                stored = (handle.metadata() or {}).get(CONFIG_KEY)
+        except SafetensorError as error:  # truncated or overwritten: say which version and what to do
+            raise InputError(
+                f"file {path}", f"a corrupted safetensors file ({error})",
+                "a complete file: re-run the stage that writes it, or load an intact version with "
+                f"--load-versions=<dataset>:<version> (versions are the folders in {Path(path).parent.parent})",
+            ) from None
         try:
             config = json.loads(stored) if stored is not None else {}
         except json.JSONDecodeError as error:
@@ -67,17 +74,9 @@ class SafetensorsDataset(AbstractVersionedDataset[dict[str, torch.Tensor], Tenso
                 "(e.g. model.state_dict())"
             )
         metadata = self._metadata_of(data)
-        path = Path(str(self._get_save_path()))
-        path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {k: v.detach().cpu().contiguous() for k, v in data.items()}
-        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(handle)
-        try:
-            save_file(tensors, tmp, metadata=metadata)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        with atomic_path(str(self._get_save_path())) as tmp:
+            save_file(tensors, str(tmp), metadata=metadata)
 
     def _metadata_of(self, data: dict[str, torch.Tensor]) -> dict[str, str] | None:
         """The safetensors metadata holding ``data.config`` as JSON; None for a plain dict."""

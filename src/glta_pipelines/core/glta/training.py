@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import pickle
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from glta_pipelines.core.errors import InputError
+from glta_pipelines.core.files import atomic_path
 from glta_pipelines.core.glta.configuration import GLLMConfig
 from glta_pipelines.core.glta.examples import Example, GLLMData, epoch_examples, user_histories
 from glta_pipelines.core.glta.model import GLLM, Base
@@ -150,7 +153,7 @@ def _train_epoch(model: GLLM, optimizer: torch.optim.Optimizer, data: GLLMData, 
     seconds = time.perf_counter() - start
     return {"loss": float(np.mean(losses)), "seconds": seconds,
             "users_per_second": len(examples) / seconds, "graph_scale": model.graph_scale.item(),
-            "head_norm": float(model.head.weight.norm()), "peak_memory_mb": peak_memory_mb()}
+            "head_norm": float(model.head.weight.detach().norm()), "peak_memory_mb": peak_memory_mb()}
 
 
 def _validate(model: GLLM, data: GLLMData, config: GLLMConfig, histories: list[np.ndarray]) -> dict[str, float]:
@@ -170,15 +173,18 @@ def save_checkpoint(path: Path, model: GLLM, optimizer: torch.optim.Optimizer, r
              "history": progress.rows, "epoch": progress.epoch, "best_score": progress.best_score,
              "best_epoch": progress.best_epoch, "best_state": progress.best_state,
              "evals_since_best": progress.evals_since_best}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load_checkpoint(path: Path, model: GLLM, optimizer: torch.optim.Optimizer, rng: np.random.Generator) -> TrainingState:
     """Restore model, optimiser and sampling RNG from ``path``; returns where training stood."""
-    saved = torch.load(path, weights_only=False)
+    try:
+        saved = torch.load(path, weights_only=False)
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as error:  # truncated or not a checkpoint
+        raise InputError(f"checkpoint {path}", f"a corrupted file ({str(error).splitlines()[0]})",
+                         "a complete checkpoint: delete the file, or run with gllm_finetune.gllm.resume=false "
+                         "to train from the start") from None
     load_trainable_state(model, saved["model"], where=f"checkpoint {path}")
     optimizer.load_state_dict(saved["optimizer"])
     rng.bit_generator.state = saved["rng"]

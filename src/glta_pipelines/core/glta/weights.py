@@ -33,7 +33,7 @@ PROJECTOR_KIND, GLTA_KIND = "item_projector", "glta"
 PROJECTOR_WHERE = "item projector (align_tokens.item_projector)"
 WEIGHTS_WHERE = "GLTA weights (gllm_finetune.weights)"
 BACKBONE_WHERE = "backbone embeddings (pretrain_gnn.backbone_embeddings)"
-RERUN = "re-run `kedro run --pipeline=glta`"
+RERUN = "re-run `kedro run --pipelines=glta`"
 
 
 # --------------------------------------------------------------------------- LoRA and trainable state

@@ -51,17 +51,33 @@ def finetune_gllm(
     visible = backbone_train if config.target_scheme == "holdout" else train
     data = GLLMData(user_histories(visible, n_users), user_histories(alignment_targets, n_users), train, valid,
                     len(item_map), eval_base=(lightgcn_embeddings["user"], lightgcn_embeddings["item"]))
-    checkpoint = _checkpoint_path(checkpoint_dir, llm, artifact_config(item_projector), gllm, len(train))
+    inputs = input_fingerprint([item_projector, backbone_embeddings, lightgcn_embeddings],
+                               [backbone_train, alignment_targets, train, valid])
+    checkpoint = _checkpoint_path(checkpoint_dir, llm, artifact_config(item_projector), gllm, inputs)
     result = train_gllm(model, data, config, checkpoint, on_epoch_end=epoch_logger("gllm"))
     return glta_artifact(result.model, llm_config), result.history
 
 
-def _checkpoint_path(folder: str, llm: dict, projector: dict, gllm: dict, n_train: int) -> Path:
-    """One checkpoint file per configuration, so ``resume`` never continues a different run.
+def _checkpoint_path(folder: str, llm: dict, projector: dict, gllm: dict, inputs: str) -> Path:
+    """One checkpoint file per configuration and inputs, so ``resume`` never continues a different run.
 
     ``projector`` is the item projector artifact's config (spec, alignment settings, LLM): the
-    projector actually loaded, whatever today's ``align_tokens`` parameters say.
+    projector actually loaded, whatever today's ``align_tokens`` parameters say. ``inputs`` is the
+    fingerprint of the weights and tables trained on: re-running ``align_tokens`` or ``graph``
+    starts a new checkpoint instead of resuming one built on the old projector or split.
     """
-    settings = [llm, projector, {k: v for k, v in gllm.items() if k != "resume"}, n_train]
+    settings = [llm, projector, {k: v for k, v in gllm.items() if k != "resume"}, inputs]
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return Path(folder) / f"gllm-{digest}.pt"
+
+
+def input_fingerprint(tensors: list[dict[str, torch.Tensor]], tables: list[pd.DataFrame]) -> str:
+    """SHA-256 of the tensors' values and the tables' rows (a few MB on MovieLens: milliseconds)."""
+    digest = hashlib.sha256()
+    for group in tensors:
+        for key in sorted(group):
+            digest.update(key.encode())
+            digest.update(group[key].detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    for table in tables:
+        digest.update(pd.util.hash_pandas_object(table, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
