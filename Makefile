@@ -1,5 +1,5 @@
 # Two commands do all set-up on a fresh machine:
-#   make run   install the pinned stack into .venv (if needed), then `kedro run --pipeline=full`
+#   make run   install the pinned stack into .venv (if needed), then `kedro run --pipelines=full`
 #   make test  the same install, then the test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -25,7 +25,7 @@ $(STAMP): $(DEPS)
 	touch $@
 
 run: install
-	$(BIN)/kedro run --pipeline=full
+	$(BIN)/kedro run --pipelines=full
 
 test: install
 	$(BIN)/python -m pytest
