@@ -94,11 +94,24 @@ def test_mixed_generations_are_refused_naming_the_inputs(project, monkeypatch):
     assert str(weights) in message and "corrupted" in message and "--load-versions" in message
 
 
-def test_truncated_gllm_checkpoint_says_resume_false(project):
+def test_gllm_resume_never_continues_a_checkpoint_of_other_inputs_and_names_a_corrupted_one(project):
     run(project)
-    (checkpoint,) = (project / "data/06_models/gllm_checkpoints").glob("gllm-*.pt")
-    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
-    with pytest.raises(InputError, match=rf"checkpoint {checkpoint}: found a corrupted file.*resume=false"):
+    checkpoints = project / "data/06_models/gllm_checkpoints"
+    (old,) = checkpoints.glob("gllm-*.pt")
+    # the same parameters on another split: the old checkpoint (same sizes) must not be resumed
+    run(project, {"graph": {"split": {"seed": 7}}}, pipeline="graph")
+    run(project, pipeline="pretrain_gnn")
+    run(project, pipeline="align_tokens")
+    run(project, {"gllm_finetune": {"gllm": {"resume": True}}}, pipeline="gllm_finetune")
+    (new,) = set(checkpoints.glob("gllm-*.pt")) - {old}
+    client, found = runs(project)
+    assert [m.step for m in client.get_metric_history(found[0].info.run_id, "gllm.loss")] == [1, 2]
+    # the MLflow run records which saved versions it read
+    inputs = Path(client.download_artifacts(found[0].info.run_id, "lineage/inputs.json", str(project)))
+    assert json.loads(inputs.read_text())["inputs"]["graph.train"] in versions(project, "data/05_model_input/train.parquet")
+    # a cut-short checkpoint is named, with what to do
+    new.write_bytes(new.read_bytes()[:1000])
+    with pytest.raises(InputError, match=rf"checkpoint {new}: found a corrupted file.*resume=false"):
         run(project, {"gllm_finetune": {"gllm": {"resume": True}}}, pipeline="gllm_finetune")
 
 
@@ -186,18 +199,22 @@ def test_two_first_runs_at_once_both_finish(project):
     assert sorted(r.info.status for r in found) == ["FINISHED", "FINISHED"]
 
 
-def test_a_run_killed_with_sigkill_is_marked_killed_at_the_next_start(project):
+def test_a_run_killed_with_sigkill_is_marked_killed_and_its_partial_outputs_refused(project):
+    run(project)
     process = kedro_run_process(project, "--pipelines=full", "--params",
-                                "pretrain_gnn.lightgcn.max_epochs=100000,pretrain_gnn.lightgcn.patience=100000,"
-                                f"llm.model={os.environ['GLTA_TEST_LLM']}")
+                                "graph.split.seed=7,pretrain_gnn.lightgcn.max_epochs=100000,"
+                                f"pretrain_gnn.lightgcn.patience=100000,llm.model={os.environ['GLTA_TEST_LLM']}")
     deadline = time.time() + 180
-    while time.time() < deadline and not list((project / "data/05_model_input").glob("train.parquet/*")):
+    while time.time() < deadline and len(versions(project, "data/05_model_input/train.parquet")) < 2:
         time.sleep(1)
     time.sleep(3)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=60)
     _, found = runs(project)
-    assert [r.info.status for r in found] == ["RUNNING"]  # nobody could close it
+    assert [r.info.status for r in found] == ["RUNNING", "FINISHED"]  # nobody could close it
+    # the killed run published a new split next to the older model: refused, not scored
+    with pytest.raises(LineageError, match=r"two generations of graph\."):
+        run(project, pipeline="evaluate")
     run(project, pipeline="ingest")
     _, found = runs(project)
-    assert [r.info.status for r in found] == ["FINISHED", "KILLED"]
+    assert [r.info.status for r in found] == ["FINISHED", "KILLED", "FINISHED"]

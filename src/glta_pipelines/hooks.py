@@ -35,7 +35,7 @@ from mlflow.entities import Param
 
 from glta_pipelines.lineage import LineagePlan
 from glta_pipelines.parameters import dataset_source, validate_parameters
-from glta_pipelines.tracking import client, current_run, flatten, log_metrics, publish_run, unpublish_run
+from glta_pipelines.tracking import client, current_run, flatten, log_dict, log_metrics, publish_run, unpublish_run
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,8 @@ class LineageHook:
     def after_pipeline_run(self, run_params, run_result, pipeline, catalog) -> None:
         if self.plan is not None:
             self.plan.record_all()
+            # which saved versions this run read, in the MLflow run (runs before the tracking hook closes it)
+            log_dict({"inputs": self.plan.inputs}, "lineage/inputs.json")
 
     @hook_impl
     def on_pipeline_error(self, error: Exception, run_params, pipeline, catalog) -> None:

@@ -71,6 +71,13 @@ def log_metrics(metrics: Mapping[str, float], step: int | None = None, prefix: s
         client(run["tracking_uri"]).log_batch(run["run_id"], metrics=clean[start:start + 1000])
 
 
+def log_dict(data: Mapping[str, Any], artifact_file: str) -> None:
+    """Store ``data`` as a JSON artifact of the published run, if there is one."""
+    run = current_run()
+    if run is not None:
+        client(run["tracking_uri"]).log_dict(run["run_id"], dict(data), artifact_file)
+
+
 def epoch_logger(prefix: str) -> Callable[[int, dict[str, float]], None]:
     """Callback ``(epoch, metrics)`` that logs ``<prefix>.<metric>`` at ``step=epoch``."""
     return lambda epoch, metrics: log_metrics(metrics, step=epoch, prefix=f"{prefix}.")

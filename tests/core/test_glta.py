@@ -293,7 +293,7 @@ def test_gllm_config_round_trips_through_its_dict_form():
     config = GLLMConfig(scoring_space="token", lora=LoraSettings(enabled=True, target_modules=("q_proj",)))
     assert from_dict(GLLMConfig, to_dict(config), "test") == config
     assert gllm_config_from_params(to_dict(config)) == config
-    with pytest.raises(InputError, match=r"gllm_finetune.gllm.lora: found unknown keys \['ranks'\]"):
+    with pytest.raises(InputError, match=r"gllm_finetune\.gllm\.lora\.ranks: found an unknown key.*did you mean gllm_finetune\.gllm\.lora\.rank\?"):
         gllm_config_from_params({"lora": {"ranks": 4}})
 
 

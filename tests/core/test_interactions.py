@@ -74,7 +74,7 @@ def test_split_ratios_must_sum_to_one():
 
 
 def test_unknown_split_parameter_is_named():
-    with pytest.raises(InputError, match=r"graph\.split.*unknown keys \['ratio'\]"):
+    with pytest.raises(InputError, match=r"graph\.split\.ratio: found an unknown key.*did you mean graph\.split\.ratios\?"):
         config_from_params(SplitConfig, {"ratio": [0.8, 0.1, 0.1]}, "graph.split")
 
 

@@ -70,7 +70,7 @@ def test_adjacency_is_symmetric_normalised():
 def test_bad_hyper_parameters_are_named():
     with pytest.raises(InputError, match=r"pretrain_gnn\.lightgcn\.learning_rate.*-1"):
         config_from_params(LightGCNConfig, {"learning_rate": -1}, "pretrain_gnn.lightgcn")
-    with pytest.raises(InputError, match=r"unknown keys \['epochs'\]"):
+    with pytest.raises(InputError, match=r"lightgcn\.epochs: found an unknown key.*did you mean pretrain_gnn\.lightgcn\.max_epochs\?"):
         config_from_params(LightGCNConfig, {"epochs": 3}, "pretrain_gnn.lightgcn")
 
 

@@ -143,7 +143,7 @@ def test_bad_metadata_share_also_fails(tmp_path):
     ({"max_bad_fraction": 2}, r"dataset\.max_bad_fraction: found 2"),
     ({"item_text": {"parts": ["{name}"]}}, r"dataset\.item_text\.parts: found '\{name\}'.*unknown \['name'\]"),
     ({"generic": {"timestamp_unit": "weeks"}}, r"dataset\.generic\.timestamp_unit: found 'weeks'"),
-    ({"goodreads": {"include_unrated": True}}, r"dataset\.goodreads: found unknown keys \['include_unrated'\]"),
+    ({"goodreads": {"include_unrated": True}}, r"dataset\.goodreads\.include_unrated: found an unknown key.*did you mean dataset\.goodreads\.include_unread\?"),
     ({"name": "movielens-1b"}, r"dataset\.name: found 'movielens-1b'; expected one of \['amazon-2014'"),
 ])
 def test_bad_dataset_parameters_are_named(params, match):
