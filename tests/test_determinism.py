@@ -27,7 +27,7 @@ def test_two_runs_of_full_are_identical(project):  # noqa: F811
     assert [r.info.status for r in found] == ["FINISHED", "FINISHED"]
     second, first = (r.data.metrics for r in found)
     quality = sorted(k for k in first if k.startswith(("valid.", "test.")))
-    assert {k.split(".")[1] for k in quality} >= {"popularity", "lightgcn", "glta"}
+    assert {k.split(".")[1] for k in quality} >= {"popularity", "lightgcn", "ease", "glta"}
     assert [second[k] for k in quality] == pytest.approx([first[k] for k in quality], abs=1e-6, rel=0)
 
     tables = _versions(project, "data/08_reporting/metrics.parquet")["metrics.parquet"]

@@ -55,8 +55,8 @@ def test_mixed_generations_are_refused_naming_the_inputs(project, monkeypatch):
     run(project, {"graph": {"split": {"seed": 7}}}, pipeline="graph")
     before = files(project)
     with pytest.raises(LineageError, match=r"two generations of graph\.\w+: \S+ was built from its run .*, graph\.\w+ "
-                                           r"from its run .*kedro run --pipelines=pretrain_gnn,align_tokens,"
-                                           r"gllm_finetune,evaluate`"):
+                                           r"from its run .*kedro run --pipelines=pretrain_gnn,baselines,"
+                                           r"align_tokens,gllm_finetune,evaluate`"):
         run(project, pipeline="evaluate")
     assert files(project) == before  # refused before any node: nothing written, no MLflow run
     assert len(runs(project)[1]) == 2
@@ -118,7 +118,7 @@ def test_gllm_resume_never_continues_a_checkpoint_of_other_inputs_and_names_a_co
 def test_evaluate_on_a_fresh_project_names_the_stages_to_run_first(project):
     with pytest.raises(InputError, match=r"no saved ingest\.items \(written by stage ingest\); .*graph\.test.*"
                                          r"\(written by stage graph\).*pretrain_gnn\.embeddings.*kedro run "
-                                         r"--pipelines=ingest,graph,pretrain_gnn,align_tokens,gllm_finetune` first"):
+                                         r"--pipelines=ingest,graph,pretrain_gnn,baselines,align_tokens,gllm_finetune` first"):
         run(project, pipeline="evaluate")
     assert not files(project)
 

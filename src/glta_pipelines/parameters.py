@@ -14,6 +14,7 @@ from typing import Any
 
 from glta_pipelines.core.config import check_known_keys, coerce_value, config_from_params, join
 from glta_pipelines.core.datasets import DatasetConfig, adapter
+from glta_pipelines.core.ease import EASEConfig
 from glta_pipelines.core.errors import InputError
 from glta_pipelines.core.glta import AlignConfig, GLLMConfig
 from glta_pipelines.core.interactions import SplitConfig, check_holdout_fraction
@@ -90,6 +91,7 @@ SCHEMA: dict[str, Any] = {
     "dataset": DatasetConfig,
     "graph": GraphParameters,
     "pretrain_gnn": {"lightgcn": LightGCNConfig},
+    "baselines": {"ease": EASEConfig},
     "llm": LLMConfig,
     "align_tokens": {"alignment": AlignConfig},
     "gllm_finetune": {"checkpoint_dir": str, "gllm": GLLMConfig},

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from glta_pipelines.pipelines import align_tokens, evaluate, gllm_finetune, graph, ingest, pretrain_gnn
+from glta_pipelines.pipelines import align_tokens, baselines, evaluate, gllm_finetune, graph, ingest, pretrain_gnn
 
 # In run order.
 STAGES = {
     "ingest": ingest.create_pipeline,
     "graph": graph.create_pipeline,
     "pretrain_gnn": pretrain_gnn.create_pipeline,
+    "baselines": baselines.create_pipeline,
     "align_tokens": align_tokens.create_pipeline,
     "gllm_finetune": gllm_finetune.create_pipeline,
     "evaluate": evaluate.create_pipeline,

@@ -65,7 +65,7 @@ def test_all_stages_after_ingest_in_memory(interactions, items, tiny_llm_dir, tm
     SequentialRunner().run(pipe, catalog)
 
     metrics = catalog.load("evaluate.metrics")
-    assert set(metrics["method"]) == {"popularity", "lightgcn", "glta"}
+    assert set(metrics["method"]) == {"popularity", "lightgcn", "ease", "glta"}
     assert set(metrics["split"]) == {"valid", "test"}
     assert set(metrics["k"]) == {10, 20}
     assert metrics["value"].between(0, 1).all()

@@ -32,7 +32,7 @@ def user_item_csr(users: np.ndarray, items: np.ndarray, n_users: int) -> tuple[t
     return crow, items[torch.argsort(users, stable=True)]  # grouping is all the masking needs
 
 
-def _rows_entries(crow: torch.Tensor, col: torch.Tensor, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def csr_row_entries(crow: torch.Tensor, col: torch.Tensor, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(row in ``users``, item) of every entry of the given users' CSR rows."""
     starts, lengths = crow[users], crow[users + 1] - crow[users]
     rows = torch.repeat_interleave(torch.arange(len(users)), lengths)
@@ -64,7 +64,7 @@ def rank_top_k(
         chunk = torch.from_numpy(users[start : start + chunk_size]).long()
         scores = _writable(score_fn(chunk))
         _check_scores(scores, len(chunk), n_items)
-        scores.index_put_(_rows_entries(crow, col, chunk), torch.tensor(float("-inf")))
+        scores.index_put_(csr_row_entries(crow, col, chunk), torch.tensor(float("-inf")))
         top = torch.topk(scores, k, dim=1)
         all_idx.append(top.indices)
         all_scores.append(top.values)

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 
 from glta_pipelines.core.artifacts import TensorArtifact
 from glta_pipelines.core.baselines import popularity_scorer
+from glta_pipelines.core.ease import ease_scorer
 from glta_pipelines.core.errors import InputError
 from glta_pipelines.core.glta import history_scorer, residual_base, restore_gllm
 from glta_pipelines.core.lightgcn import dot_product_scorer
@@ -37,6 +38,15 @@ def evaluate_lightgcn(
     """Metrics of LightGCN's dot-product scores (table, per-user test metrics)."""
     scorer = dot_product_scorer(embeddings["user"], embeddings["item"])
     return _evaluate("lightgcn", scorer, train, valid, test, user_map, item_map, evaluation)
+
+
+def evaluate_ease(
+    weights: TensorArtifact, train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame,
+    user_map: pd.DataFrame, item_map: pd.DataFrame, evaluation: dict[str, Any],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Metrics of EASE (``X_train @ B``; table, per-user test metrics)."""
+    scorer = ease_scorer(train, weights["item_item"], len(user_map))
+    return _evaluate("ease", scorer, train, valid, test, user_map, item_map, evaluation)
 
 
 def evaluate_glta(

@@ -5,6 +5,7 @@ from kedro.pipeline import Node, Pipeline
 from glta_pipelines.pipelines.evaluate.nodes import (
     combine_metrics,
     compare_methods,
+    evaluate_ease,
     evaluate_glta,
     evaluate_lightgcn,
     evaluate_popularity,
@@ -12,13 +13,14 @@ from glta_pipelines.pipelines.evaluate.nodes import (
 )
 
 # Evaluated methods, in table order; each node below writes <method>_metrics and <method>_per_user.
-METHODS = ("popularity", "lightgcn", "glta")
+METHODS = ("popularity", "lightgcn", "ease", "glta")
 SPLIT = ["train", "valid", "test", "user_map", "item_map"]
 # GLTA is rebuilt from its self-describing weights alone: no GLTA parameters are read here.
 GLTA_MODEL = ["glta_weights", "backbone_embeddings", "lightgcn_embeddings"]
 EXTERNAL_INPUTS = {
     **{name: f"graph.{name}" for name in SPLIT},
     "lightgcn_embeddings": "pretrain_gnn.embeddings",
+    "ease_weights": "baselines.ease_weights",
     "backbone_embeddings": "pretrain_gnn.backbone_embeddings",
     "glta_weights": "gllm_finetune.weights",
     "items": "ingest.items",
@@ -31,6 +33,8 @@ def create_pipeline(**kwargs) -> Pipeline:
                            outputs=["popularity_metrics", "popularity_per_user"], name="evaluate_popularity"),
         "lightgcn": Node(evaluate_lightgcn, inputs=["lightgcn_embeddings", *SPLIT, "params:evaluation"],
                          outputs=["lightgcn_metrics", "lightgcn_per_user"], name="evaluate_lightgcn"),
+        "ease": Node(evaluate_ease, inputs=["ease_weights", *SPLIT, "params:evaluation"],
+                     outputs=["ease_metrics", "ease_per_user"], name="evaluate_ease"),
         # one node for GLTA's metrics and recommendations: prompts they share go through the LLM once
         "glta": Node(evaluate_glta, inputs=[*GLTA_MODEL, *SPLIT, "items", "params:evaluation"],
                      outputs=["glta_metrics", "glta_per_user", "recommendations"], name="evaluate_glta"),
