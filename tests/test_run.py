@@ -66,7 +66,9 @@ def test_full_run_is_tracked_in_mlflow(project):
     tags = mlflow_run.data.tags
     assert tags["pipeline_names"] == "full" and tags["dataset"] == "movielens-100k" and "git_commit" in tags
     artifacts = {a.path for a in client.list_artifacts(mlflow_run.info.run_id, "evaluate")}
-    assert {"evaluate/metrics.csv", "evaluate/metrics_plot.png", "evaluate/comparison.json"} <= artifacts
+    assert {"evaluate/metrics.csv", "evaluate/metrics_plot.png", "evaluate/comparison.json",
+            "evaluate/breakdowns.csv", "evaluate/breakdowns_plot.png"} <= artifacts
+    assert "test.ease.recall_at_20" in mlflow_run.data.metrics
     assert "comparison.glta.recall_at_20.ci95_low" in mlflow_run.data.metrics
     # NodeTimingHook: every node's wall time, and the whole pipeline's
     nodes = {n.name for n in register_pipelines()["full"].nodes}

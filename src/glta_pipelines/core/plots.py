@@ -34,3 +34,28 @@ def metrics_bar_chart(metrics: pd.DataFrame, k: int) -> Figure:
     fig.suptitle("Full-ranking metrics (seen items masked)")
     fig.tight_layout()
     return fig
+
+
+def breakdown_chart(breakdowns: pd.DataFrame, k: int, metric: str = "recall") -> Figure:
+    """Left: ``metric@k`` per user-activity quartile, one bar per method. Right: each method's share
+    of test hits@k that are long-tail items."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [3, 1]})
+    activity = breakdowns[(breakdowns["breakdown"] == "activity") & (breakdowns["metric"] == metric)
+                          & (breakdowns["k"] == k)]
+    table = activity.pivot(index="bucket", columns="method", values="value")
+    methods = list(dict.fromkeys(activity["method"]))
+    width = 0.8 / max(len(methods), 1)
+    for j, method in enumerate(methods):
+        left.bar(np.arange(len(table)) + (j - (len(methods) - 1) / 2) * width, table[method].to_numpy(), width,
+                 label=method)
+    left.set_xticks(np.arange(len(table)), list(table.index))
+    left.set_xlabel("users by training interactions (quartile: range)")
+    left.set_ylabel(f"test {metric}@{k}")
+    left.legend(loc="upper left")
+    tail = breakdowns[(breakdowns["breakdown"] == "long_tail") & (breakdowns["k"] == k)]
+    right.bar(tail["method"], tail["value"], color=[f"C{methods.index(m) if m in methods else 0}" for m in tail["method"]])
+    right.set_ylabel(f"share of test hits@{k} on long-tail items")
+    right.tick_params(axis="x", rotation=30)
+    fig.suptitle("Where methods differ: user activity and the long tail")
+    fig.tight_layout()
+    return fig

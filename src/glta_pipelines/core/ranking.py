@@ -109,8 +109,13 @@ def per_user_metrics(
     n_items: int,
     ks: Sequence[int] = (10, 20),
     chunk_size: int = 1024,
+    tail_items: torch.Tensor | None = None,
 ) -> tuple[np.ndarray, dict[str, torch.Tensor]]:
-    """(users with a truth item, ``<metric>_at_<k>`` -> one value per such user), as :func:`ranking_metrics`."""
+    """(users with a truth item, ``<metric>_at_<k>`` -> one value per such user), as :func:`ranking_metrics`.
+
+    With ``tail_items`` (a boolean mask over items) each user also gets ``hits_at_<k>`` and
+    ``tail_hits_at_<k>``: the hits in the top K, and those on tail items (``core.breakdowns``).
+    """
     if not ks or any(int(k) < 1 for k in ks):
         raise InputError("parameter evaluate.ks", list(ks), "a non-empty list of positive integers")
     ks = sorted({int(k) for k in ks})
@@ -125,7 +130,13 @@ def per_user_metrics(
     ranked_keys = (users.astype(np.int64)[:, None] * n_items + top_idx.numpy()).ravel()
     found = np.searchsorted(truth_keys, ranked_keys).clip(max=len(truth_keys) - 1)
     hits = torch.from_numpy((truth_keys[found] == ranked_keys).reshape(top_idx.shape)).float()
-    return users, hit_metrics(hits, n_truth, ks)
+    metrics = hit_metrics(hits, n_truth, ks)
+    if tail_items is not None:
+        on_tail = tail_items[top_idx].float()
+        for k in ks:
+            metrics[f"hits_at_{k}"] = hits[:, :k].sum(1)
+            metrics[f"tail_hits_at_{k}"] = (hits[:, :k] * on_tail[:, :k]).sum(1)
+    return users, metrics
 
 
 _BOOTSTRAP_BLOCK_ELEMENTS = 1 << 22  # resampled user indices held at once (32 MiB)
@@ -194,6 +205,18 @@ def metrics_table(method: str, split: str, metrics: dict[str, float]) -> pd.Data
     return pd.DataFrame(rows, columns=["split", "method", "metric", "k", "value"])
 
 
+HEAD_SHARE = 0.2  # the most popular 20% of items (by training interactions) are the head, the rest the long tail
+
+
+def long_tail_items(train: pd.DataFrame, n_items: int, head_share: float = HEAD_SHARE) -> torch.Tensor:
+    """Boolean mask of the items outside the top ``head_share`` by training popularity (ties by index)."""
+    counts = np.bincount(train["item_idx"].to_numpy(), minlength=n_items)
+    head = np.argsort(-counts, kind="stable")[: int(np.ceil(head_share * n_items))]
+    tail = torch.ones(n_items, dtype=torch.bool)
+    tail[torch.from_numpy(head)] = False
+    return tail
+
+
 def evaluate_splits(
     method: str,
     score_fn: ScoreFn,
@@ -209,17 +232,20 @@ def evaluate_splits(
     """The shared protocol: valid ranks with train masked; test ranks with train and valid masked.
 
     Returns the metrics table (split, method, metric, k, value) and the test metrics of every
-    user (``user_idx`` and one column per metric). ``test_score_fn`` scores test when a method's
+    user (``user_idx``, one column per metric, and ``hits_at_<k>`` / ``tail_hits_at_<k>`` for the
+    long-tail breakdown). ``test_score_fn`` scores test when a method's
     input differs by split (e.g. a prompt history that includes validation items); by default
     ``score_fn`` scores both.
     """
     seen_for_test = pd.concat([train, valid], ignore_index=True)
     valid_metrics = ranking_metrics(score_fn, train, valid, n_users, n_items, ks, chunk_size)
-    users, per_user = per_user_metrics(test_score_fn or score_fn, seen_for_test, test, n_users, n_items, ks, chunk_size)
+    users, per_user = per_user_metrics(test_score_fn or score_fn, seen_for_test, test, n_users, n_items, ks, chunk_size,
+                                       long_tail_items(train, n_items))
+    means = {name: float(v.mean()) for name, v in per_user.items() if name.rpartition("_at_")[0] in METRIC_NAMES}
     table = pd.concat(
         [
             metrics_table(method, "valid", valid_metrics),
-            metrics_table(method, "test", {name: float(v.mean()) for name, v in per_user.items()}),
+            metrics_table(method, "test", means),
         ],
         ignore_index=True,
     )

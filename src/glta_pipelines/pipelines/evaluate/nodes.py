@@ -12,12 +12,13 @@ from matplotlib.figure import Figure
 
 from glta_pipelines.core.artifacts import TensorArtifact
 from glta_pipelines.core.baselines import popularity_scorer
+from glta_pipelines.core.breakdowns import breakdown_table
 from glta_pipelines.core.ease import ease_scorer
 from glta_pipelines.core.errors import InputError
 from glta_pipelines.core.glta import history_scorer, residual_base, restore_gllm
 from glta_pipelines.core.lightgcn import dot_product_scorer
-from glta_pipelines.core.plots import metrics_bar_chart
-from glta_pipelines.core.ranking import evaluate_splits, paired_bootstrap, rank_top_k
+from glta_pipelines.core.plots import breakdown_chart, metrics_bar_chart
+from glta_pipelines.core.ranking import METRIC_NAMES, evaluate_splits, paired_bootstrap, rank_top_k
 
 log = logging.getLogger(__name__)
 
@@ -118,12 +119,13 @@ def compare_methods(evaluation: dict[str, Any], **per_user: pd.DataFrame) -> dic
     def column(table: pd.DataFrame, metric: str) -> torch.Tensor:
         return torch.tensor(table[metric].to_numpy(), dtype=torch.float64)
 
+    metrics = [c for c in base.columns if c.rpartition("_at_")[0] in METRIC_NAMES]  # not the hit counts
     for method, table in per_user.items():
         if method == reference:
             continue
         ours = table.set_index("user_idx").reindex(base.index)
         report[method] = {}
-        for metric in base.columns:
+        for metric in metrics:
             result = paired_bootstrap(column(ours, metric), column(base, metric), resamples, seed)
             report[method][metric] = {k: None if math.isnan(v) else round(v, 5) for k, v in result.items()}
     return report
@@ -137,3 +139,9 @@ def combine_metrics(*tables: pd.DataFrame) -> pd.DataFrame:
 def plot_metrics(metrics: pd.DataFrame, evaluation: dict[str, Any]) -> Figure:
     """Bar chart of every method's metrics at ``evaluation.plot_k``."""
     return metrics_bar_chart(metrics, int(evaluation["plot_k"]))
+
+
+def break_down(train: pd.DataFrame, evaluation: dict[str, Any], **per_user: pd.DataFrame) -> tuple[pd.DataFrame, Figure]:
+    """Every method's test metrics per user-activity quartile and its long-tail share of hits (table, plot)."""
+    table = breakdown_table(per_user, train)
+    return table, breakdown_chart(table, int(evaluation["plot_k"]))

@@ -3,6 +3,7 @@
 from kedro.pipeline import Node, Pipeline
 
 from glta_pipelines.pipelines.evaluate.nodes import (
+    break_down,
     combine_metrics,
     compare_methods,
     evaluate_ease,
@@ -45,6 +46,9 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(combine_metrics, inputs=[f"{m}_metrics" for m in METHODS], outputs="metrics", name="combine_metrics"),
             Node(compare_methods, inputs={"evaluation": "params:evaluation", **{m: f"{m}_per_user" for m in METHODS}},
                  outputs="comparison", name="compare_methods"),
+            Node(break_down, inputs={"train": "train", "evaluation": "params:evaluation",
+                                     **{m: f"{m}_per_user" for m in METHODS}},
+                 outputs=["breakdowns", "breakdowns_plot"], name="break_down"),
             Node(plot_metrics, inputs=["metrics", "params:evaluation"], outputs="metrics_plot", name="plot_metrics"),
         ],
         namespace="evaluate",
