@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pandas as pd
@@ -9,6 +10,8 @@ import pandas as pd
 from glta_pipelines.core.artifacts import TensorArtifact
 from glta_pipelines.core.config import config_from_params
 from glta_pipelines.core.ease import EASEConfig, fit_ease
+from glta_pipelines.core.recbole_export import recbole_files
+from glta_pipelines.parameters import dataset_source
 
 
 def train_ease(train: pd.DataFrame, valid: pd.DataFrame, user_map: pd.DataFrame, item_map: pd.DataFrame,
@@ -21,3 +24,10 @@ def train_ease(train: pd.DataFrame, valid: pd.DataFrame, user_map: pd.DataFrame,
                               {"kind": "ease", "lambda": result.lam, "lambdas": list(config.lambdas),
                                "selection_metric": config.selection_metric})
     return artifact, result.selection
+
+
+def export_recbole(train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame, user_map: pd.DataFrame,
+                   item_map: pd.DataFrame, items: pd.DataFrame, dataset: dict[str, Any]) -> dict[str, str]:
+    """The split as RecBole atomic files named after the dataset (``<name>.train.inter``, ...)."""
+    name = re.sub(r"[^A-Za-z0-9_-]+", "-", dataset_source(dataset))
+    return recbole_files(name, {"train": train, "valid": valid, "test": test}, user_map, item_map, items)
