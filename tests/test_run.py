@@ -69,7 +69,7 @@ def test_full_run_is_tracked_in_mlflow(project):
     assert {"evaluate/metrics.csv", "evaluate/metrics_plot.png", "evaluate/comparison.json",
             "evaluate/breakdowns.csv", "evaluate/breakdowns_plot.png"} <= artifacts
     assert "test.ease.recall_at_20" in mlflow_run.data.metrics
-    recbole = sorted(p.name for p in (project / "data/05_model_input/recbole").iterdir())
+    recbole = sorted(p.name for p in (project / "data/05_model_input/recbole/movielens-100k").iterdir())
     assert recbole == [f"movielens-100k.{s}" for s in ("item", "test.inter", "train.inter", "valid.inter")]
     assert "comparison.glta.recall_at_20.ci95_low" in mlflow_run.data.metrics
     # NodeTimingHook: every node's wall time, and the whole pipeline's

@@ -28,6 +28,8 @@ def train_ease(train: pd.DataFrame, valid: pd.DataFrame, user_map: pd.DataFrame,
 
 def export_recbole(train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame, user_map: pd.DataFrame,
                    item_map: pd.DataFrame, items: pd.DataFrame, dataset: dict[str, Any]) -> dict[str, str]:
-    """The split as RecBole atomic files named after the dataset (``<name>.train.inter``, ...)."""
+    """The split as RecBole atomic files named after the dataset, in the folder RecBole reads
+    (``<name>/<name>.train.inter``, ...: RecBole's data path is ``<data_path>/<dataset>``)."""
     name = re.sub(r"[^A-Za-z0-9_-]+", "-", dataset_source(dataset))
-    return recbole_files(name, {"train": train, "valid": valid, "test": test}, user_map, item_map, items)
+    files = recbole_files(name, {"train": train, "valid": valid, "test": test}, user_map, item_map, items)
+    return {f"{name}/{filename}": text for filename, text in files.items()}
