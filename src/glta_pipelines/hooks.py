@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -256,6 +257,7 @@ class NodeTimingHook:
         log_metrics({"time.pipeline": self.seconds["pipeline"]})
 
 
+@functools.cache  # once per process: every run of a session closes whichever run is published at exit
 def _end_open_run_on_exit() -> None:
     """Ctrl-C and SIGTERM bypass Kedro's error hooks: still close the MLflow run, as KILLED."""
     atexit.register(_end_run, "KILLED")

@@ -39,11 +39,17 @@ class EASEConfig:
                              f"<metric>_at_<k> with <metric> one of {', '.join(METRIC_NAMES)} (e.g. recall_at_20)")
 
 
-def interaction_matrix(train: pd.DataFrame, n_users: int, n_items: int) -> torch.Tensor:
-    """Binary user x item matrix X of the training interactions (dense float32: n_users x n_items)."""
-    x = torch.zeros(n_users, n_items)
-    x[torch.from_numpy(np.array(train["user_idx"], dtype=np.int64)), torch.from_numpy(np.array(train["item_idx"], dtype=np.int64))] = 1.0
-    return x
+def gram_matrix(train: pd.DataFrame, n_users: int, n_items: int) -> torch.Tensor:
+    """XᵀX (float64, n_items x n_items) of the binary user x item matrix X of the training pairs.
+
+    X stays sparse: memory is the interactions plus the n_items² result, never n_users x n_items.
+    """
+    index = torch.from_numpy(np.stack([np.array(train["user_idx"], dtype=np.int64),
+                                       np.array(train["item_idx"], dtype=np.int64)]))
+    x = torch.sparse_coo_tensor(index, torch.ones(index.shape[1], dtype=torch.float64), (n_users, n_items),
+                                check_invariants=True).coalesce()
+    x = torch.sparse_coo_tensor(x.indices(), torch.ones_like(x.values()), x.shape, check_invariants=True)  # binary
+    return torch.sparse.mm(x.t(), x).to_dense()
 
 
 def ease_weights(gram: torch.Tensor, lam: float) -> torch.Tensor:
@@ -76,8 +82,7 @@ class EASEResult:
 
 def fit_ease(train: pd.DataFrame, valid: pd.DataFrame, n_users: int, n_items: int, config: EASEConfig) -> EASEResult:
     """B for every λ of the grid; keep the best on validation (ties: the smaller λ)."""
-    x = interaction_matrix(train, n_users, n_items).double()
-    gram = x.T @ x
+    gram = gram_matrix(train, n_users, n_items)
     k = int(config.selection_metric.rpartition("_at_")[2])
     rows, best = [], None
     for lam in sorted(config.lambdas):
