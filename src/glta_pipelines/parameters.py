@@ -8,6 +8,7 @@ definition of what a valid parameter is.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,11 +16,15 @@ from typing import Any
 from glta_pipelines.core.config import check_known_keys, coerce_value, config_from_params, join
 from glta_pipelines.core.datasets import DatasetConfig, adapter
 from glta_pipelines.core.ease import EASEConfig
+from glta_pipelines.core.hccf import HCCFConfig
 from glta_pipelines.core.errors import InputError
 from glta_pipelines.core.glta import AlignConfig, GLLMConfig
 from glta_pipelines.core.interactions import SplitConfig, check_holdout_fraction
 from glta_pipelines.core.lightgcn import LightGCNConfig
 from glta_pipelines.core.llm import LLMConfig
+from glta_pipelines.core.rlmrec_con import RLMRecConConfig
+from glta_pipelines.core.rlmrec_gen import RLMRecGenConfig
+from glta_pipelines.core.text_encoder import TextEncoderConfig
 from glta_pipelines.pipelines.evaluate.pipeline import METHODS as EVALUATED_METHODS
 
 
@@ -91,7 +96,8 @@ SCHEMA: dict[str, Any] = {
     "dataset": DatasetConfig,
     "graph": GraphParameters,
     "pretrain_gnn": {"lightgcn": LightGCNConfig},
-    "baselines": {"ease": EASEConfig},
+    "baselines": {"ease": EASEConfig, "text_encoder": TextEncoderConfig, "hccf": HCCFConfig,
+                  "rlmrec_con": RLMRecConConfig, "rlmrec_gen": RLMRecGenConfig},
     "llm": LLMConfig,
     "align_tokens": {"alignment": AlignConfig},
     "gllm_finetune": {"checkpoint_dir": str, "gllm": GLLMConfig},
@@ -127,3 +133,25 @@ def _check(value: Any, schema: Any, where: str) -> None:
         config_from_params(schema, value, where)
     else:
         coerce_value(value, schema, where)
+
+
+def seed_parameters(vary_split: bool = False) -> list[str]:
+    """Dotted keys of every training seed in the tree (``pretrain_gnn.lightgcn.seed``, ...); with
+    ``vary_split`` also the data split's (``graph.*.seed``). The evaluator's bootstrap seed is never
+    among them: it resamples users, it trains nothing."""
+    found: list[str] = []
+
+    def walk(schema: Any, where: str) -> None:
+        if isinstance(schema, Mapping):
+            for key, sub in schema.items():
+                walk(sub, join(where, key))
+        elif isinstance(schema, type) and hasattr(schema, "__dataclass_fields__"):
+            hints = typing.get_type_hints(schema)
+            for name in schema.__dataclass_fields__:
+                if name == "seed":
+                    found.append(join(where, name))
+                else:
+                    walk(hints.get(name), join(where, name))
+
+    walk(SCHEMA, "")
+    return [key for key in found if not key.startswith("evaluate.") and (vary_split or not key.startswith("graph."))]

@@ -24,10 +24,14 @@ PARTIAL = {
 
 
 def register_pipelines() -> dict[str, Pipeline]:
-    """Each stage by name, ``full`` = all stages, ``__default__`` = ``full``, plus :data:`PARTIAL`."""
+    """Each stage by name, ``full`` = all stages, ``__default__`` = ``full``, plus :data:`PARTIAL`
+    and ``paper``: ``full`` with every baseline of the GLTA paper's comparison."""
     pipelines = {name: create() for name, create in STAGES.items()}
     partial = {name: sum((pipelines[s] for s in stages), Pipeline([])) for name, stages in PARTIAL.items()}
     pipelines["full"] = sum(pipelines.values(), Pipeline([]))
+    paper = {**STAGES, "baselines": lambda: baselines.create_pipeline(baselines.PAPER_BASELINES),
+             "evaluate": lambda: evaluate.create_pipeline(evaluate.PAPER_METHODS)}
+    pipelines["paper"] = sum((create() for create in paper.values()), Pipeline([]))
     pipelines.update(partial)
     pipelines["__default__"] = pipelines["full"]
     return pipelines

@@ -1,5 +1,5 @@
 """Stage ``evaluate``: every method through one full-ranking evaluator on the same split."""
 
-from glta_pipelines.pipelines.evaluate.pipeline import create_pipeline
+from glta_pipelines.pipelines.evaluate.pipeline import DEFAULT_METHODS, PAPER_METHODS, create_pipeline
 
-__all__ = ["create_pipeline"]
+__all__ = ["DEFAULT_METHODS", "PAPER_METHODS", "create_pipeline"]

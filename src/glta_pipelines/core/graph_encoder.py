@@ -1,0 +1,110 @@
+"""Parts shared by the BPR graph baselines (HCCF, LightGCN+, HCCF+, RLMRec-Con, RLMRec-Gen).
+
+- :class:`GraphEncoder`: the layer-0 node embeddings ``E0 = [U; I]`` (Xavier init, as in
+  PyG's LightGCN, HCCF and RLMRec), optionally plus an MLP of each node's text embedding
+  (the ``_plus`` reading: see ``lightgcn_plus.py``), and LightGCN propagation over the
+  symmetric-normalised adjacency.
+- :class:`EdgeDropout`: that adjacency with a random share of the interactions kept per step,
+  as HCCF's ``SpAdjDropEdge`` (kept values rescaled by 1/keep) and RLMRec's ``SpAdjEdgeDrop``
+  (not rescaled) do. Both reference codes drop the two directed entries of an edge
+  independently; here an interaction is kept or dropped as a whole, so the matrix stays
+  symmetric and its backward stays the deterministic ``A @ grad``
+  (:class:`~glta_pipelines.core.lightgcn.SymmetricPropagation`).
+- :func:`profile_mlp`: RLMRec's MLP ``t -> (t + d) / 2 -> d`` with LeakyReLU, Xavier weights.
+- :func:`user_profiles`: a user's text embedding as the mean of their training items' ones.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from glta_pipelines.core.lightgcn import SymmetricPropagation, normalized_adjacency
+
+
+class EdgeDropout:
+    """The normalised adjacency of the training graph, whole or with a random share of edges kept.
+
+    A dropped edge keeps its place in the sparse structure with value 0 (its two directions
+    together), so a step costs one random draw per edge and no re-indexing.
+    """
+
+    def __init__(self, users: np.ndarray, items: np.ndarray, n_users: int, n_items: int) -> None:
+        self.full = normalized_adjacency(users, items, n_users, n_items)
+        rows = torch.repeat_interleave(torch.arange(len(self.full.crow_indices()) - 1),
+                                       self.full.crow_indices().diff())
+        cols = self.full.col_indices()
+        keys = torch.minimum(rows, cols) * (n_users + n_items) + torch.maximum(rows, cols)
+        _, self.edge_of_entry = torch.unique(keys, return_inverse=True)  # both directions: one edge id
+        self.n_edges = int(self.edge_of_entry.max()) + 1 if len(keys) else 0
+
+    def __call__(self, keep_rate: float, rescale: bool, generator: torch.Generator) -> torch.Tensor:
+        if keep_rate >= 1.0:
+            return self.full
+        kept = (torch.rand(self.n_edges, generator=generator) < keep_rate).to(self.full.dtype)
+        scale = 1.0 / keep_rate if rescale else 1.0
+        values = self.full.values() * kept[self.edge_of_entry] * scale
+        return torch.sparse_csr_tensor(self.full.crow_indices(), self.full.col_indices(), values, self.full.shape,
+                                       check_invariants=False)
+
+
+def profile_mlp(in_dim: int, out_dim: int) -> nn.Sequential:
+    """RLMRec's projector: Linear(in, (in + out) // 2), LeakyReLU, Linear(-, out), Xavier weights."""
+    hidden = (in_dim + out_dim) // 2
+    mlp = nn.Sequential(nn.Linear(in_dim, hidden), nn.LeakyReLU(), nn.Linear(hidden, out_dim))
+    for layer in mlp:
+        if isinstance(layer, nn.Linear):
+            nn.init.xavier_uniform_(layer.weight)
+    return mlp
+
+
+def user_profiles(train: pd.DataFrame, item_text: torch.Tensor, n_users: int) -> torch.Tensor:
+    """Each user's text embedding: the mean of their training items' (zeros for a user without any)."""
+    users = torch.tensor(train["user_idx"].to_numpy(), dtype=torch.long)
+    items = torch.tensor(train["item_idx"].to_numpy(), dtype=torch.long)
+    total = torch.zeros(n_users, item_text.shape[1], dtype=item_text.dtype).index_add_(0, users, item_text[items])
+    count = torch.bincount(users, minlength=n_users).clamp(min=1).unsqueeze(1).to(item_text.dtype)
+    return total / count
+
+
+def node_text(train: pd.DataFrame, item_text: torch.Tensor, n_users: int) -> torch.Tensor:
+    """Text embeddings of all nodes, users first (:func:`user_profiles`), then items."""
+    return torch.cat([user_profiles(train, item_text.float(), n_users), item_text.float()])
+
+
+class GraphEncoder(nn.Module):
+    """Layer-0 embeddings (ID, plus an MLP of the node's text when given) and their propagation."""
+
+    def __init__(self, n_users: int, n_items: int, dim: int, text: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.n_users, self.n_items = n_users, n_items
+        self.embedding = nn.Embedding(n_users + n_items, dim)
+        nn.init.xavier_uniform_(self.embedding.weight)
+        self.text_mlp = None if text is None else profile_mlp(text.shape[1], dim)
+        self.register_buffer("text", text, persistent=False)
+
+    def layer0(self) -> torch.Tensor:
+        """``E0``: the ID embeddings, plus ``MLP(text)`` for a text-augmented model."""
+        x = self.embedding.weight
+        return x if self.text_mlp is None else x + self.text_mlp(self.text)
+
+    def l2(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        """LightGCN's regulariser: squared norms of the batch's ID embeddings, per triple, halved."""
+        ego = self.embedding.weight
+        return (ego[users].pow(2).sum() + ego[pos + self.n_users].pow(2).sum()
+                + ego[neg + self.n_users].pow(2).sum()) / (2 * len(users))
+
+
+def propagate_once(adjacency: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """One LightGCN layer ``A @ x`` with a deterministic backward (``A`` symmetric)."""
+    return SymmetricPropagation.apply(adjacency, x)
+
+
+def bpr_terms(final: torch.Tensor, n_users: int, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor,
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """BPR loss (mean of ``-log σ(s⁺ - s⁻)``) and the batch's final user, positive, negative embeddings."""
+    u, p, n = final[users], final[pos + n_users], final[neg + n_users]
+    loss = -torch.nn.functional.logsigmoid((u * p).sum(1) - (u * n).sum(1)).mean()
+    return loss, u, p, n
