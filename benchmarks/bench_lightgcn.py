@@ -29,10 +29,14 @@ from glta_pipelines.core.lightgcn import LightGCNConfig, dot_product_scorer, tra
 from glta_pipelines.core.ranking import ranking_metrics
 
 
+def movielens_ids():
+    """MovieLens-100K as implicit feedback, with its user and item id maps."""
+    implicit = to_implicit(load_dataset({"name": "movielens-100k"}).interactions, None)
+    return implicit, build_id_map(implicit["user_id"], "user_idx"), build_id_map(implicit["item_id"], "item_idx")
+
+
 def movielens_split():
-    interactions = load_dataset({"name": "movielens-100k"}).interactions
-    implicit = to_implicit(interactions, None)
-    user_map, item_map = build_id_map(implicit["user_id"], "user_idx"), build_id_map(implicit["item_id"], "item_idx")
+    implicit, user_map, item_map = movielens_ids()
     return split_per_user(encode_ids(implicit, user_map, item_map), SplitConfig()), len(user_map), len(item_map)
 
 

@@ -1,4 +1,4 @@
-"""Project CLI: ``kedro run`` is Kedro's own, with two differences.
+"""Project CLI: ``kedro seeds`` (``seeds.py``), and ``kedro run``: Kedro's own, with two differences.
 
 - A known error (bad parameters or data, inputs of mixed generations, a corrupted artifact: any
   :class:`~glta_pipelines.core.errors.InputError`, also when Kedro wrapped it) ends with its one-line
@@ -81,3 +81,59 @@ def _options() -> list[click.Parameter]:
 run = click.Command(name="run", params=_options(), callback=_run, help=kedro_run.help,
                     short_help=kedro_run.short_help)
 cli.add_command(run)
+
+
+@cli.command(name="seeds")
+@click.option("--pipeline", "pipeline", default="paper", show_default=True, help="Registered pipeline to run per seed.")
+@click.option("--seeds", "seeds", default="3", show_default=True,
+              help="A count (3: seeds 2025, 2026, 2027) or a list (2025,2026,2027).")
+@click.option("--vary-split", is_flag=True, help="Also set the split's seeds (graph.*.seed) to each seed.")
+@click.option("--reference", default="lightgcn", show_default=True, help="Method the paired differences are taken from.")
+@click.option("--env", "-e", "env", default=None, help="Kedro configuration environment.")
+@click.option("--params", "params", default="", callback=split_params,
+              help="Parameters for every seed's run, as for kedro run (key=value,...; lists key=[a,b]).")
+@click.option("--output", type=click.Path(dir_okay=False), default=None, help="Also write the Markdown table here.")
+def seeds_command(pipeline: str, seeds: str, vary_split: bool, reference: str, env: str | None, params: dict,
+                  output: str | None) -> None:
+    """Run PIPELINE once per training seed (nested MLflow runs under one parent) and print the
+    summary: mean ± sd, 95% interval and paired difference from the reference, per method and metric."""
+    try:
+        table = _seeds(pipeline, seeds, vary_split, reference, env, params)
+    except InputError as error:
+        if os.environ.get(TRACEBACK_ENV):
+            raise
+        click.secho(f"Error: {error}", fg="red", err=True)
+        sys.exit(1)
+    click.echo(table)
+    if output:
+        from pathlib import Path
+
+        Path(output).write_text(table + "\n")
+
+
+def _seeds(pipeline: str, seeds: str, vary_split: bool, reference: str, env: str | None, params: dict) -> str:
+    from pathlib import Path
+
+    from kedro.framework.project import pipelines
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    from glta_pipelines.parameters import validate_parameters
+    from glta_pipelines.pipelines.evaluate.pipeline import METHODS
+    from glta_pipelines.seeds import parse_seeds, run_seeds
+
+    seed_list = parse_seeds(seeds)
+    if reference not in METHODS:
+        raise InputError("option --reference", repr(reference), f"one of {list(METHODS)}")
+    project_path = Path.cwd()
+    bootstrap_project(project_path)
+    if pipeline not in pipelines:
+        raise InputError("option --pipeline", repr(pipeline), f"a registered pipeline ({', '.join(sorted(pipelines))})")
+    with KedroSession.create(project_path=project_path, env=env, runtime_params=params) as session:
+        context = session.load_context()
+        validate_parameters(context.params)  # a typo fails here, not in every seed's run
+        mlflow_config = dict(context.config_loader["mlflow"])
+    parent, table = run_seeds(project_path, pipeline, seed_list, vary_split=vary_split, params=params, env=env,
+                              reference=reference, mlflow_config=mlflow_config)
+    click.echo(f"MLflow parent run {parent}: summary in its artifacts seeds/summary.md, seeds/summary.csv", err=True)
+    return table

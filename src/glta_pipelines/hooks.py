@@ -13,14 +13,12 @@
 from __future__ import annotations
 
 import atexit
-import contextlib
 import functools
 import json
 import logging
 import os
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -29,18 +27,30 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from filelock import FileLock
 from kedro.framework.hooks import hook_impl
 from matplotlib.figure import Figure
 from mlflow.entities import Param
 
 from glta_pipelines.lineage import LineagePlan
 from glta_pipelines.parameters import dataset_source, validate_parameters
-from glta_pipelines.tracking import client, current_run, flatten, log_dict, log_metrics, publish_run, unpublish_run
+from glta_pipelines.tracking import (
+    PARENT_ENV,
+    PROCESS_TAG,
+    SEED_ENV,
+    client,
+    current_run,
+    experiment,
+    flatten,
+    git_commit,
+    log_dict,
+    log_metrics,
+    publish_run,
+    resolve_tracking_uri,
+    unpublish_run,
+)
 
 log = logging.getLogger(__name__)
 
-PROCESS_TAG = "glta.process"
 
 
 class ParameterCheckHook:
@@ -165,14 +175,16 @@ class MlflowTrackingHook:
         uri = self._tracking_uri()
         pipelines = run_params.get("pipeline_names") or ["__default__"]
         dataset = self._params.get("dataset", {}).get("name", "unknown")
-        with _store_lock(uri):  # the first use of a new sqlite store migrates its schema: once, not twice
-            mlflow_client = client(uri)
-            name = self._config.get("experiment_name", "glta-pipelines")
-            experiment = mlflow_client.get_experiment_by_name(name)
-            experiment_id = experiment.experiment_id if experiment else mlflow_client.create_experiment(name)
-            _close_stale_runs(mlflow_client, experiment_id)
+        mlflow_client = client(uri)
+        experiment_id = experiment(uri, self._config.get("experiment_name", "glta-pipelines"))
+        _close_stale_runs(mlflow_client, experiment_id)
+        parent = os.environ.get(PARENT_ENV)  # one seed of `kedro seeds`: a nested run under its parent
+        nesting = {"mlflow.parentRunId": parent, "seed": os.environ.get(SEED_ENV, "")} if parent else {}
+        if parent:
+            experiment_id = mlflow_client.get_run(parent).info.experiment_id
         run = mlflow_client.create_run(experiment_id, run_name=f"{'+'.join(pipelines)}:{dataset}", tags={
-            "git_commit": _git_commit(self._project_path),
+            **nesting,
+            "git_commit": git_commit(self._project_path),
             "pipeline_names": ",".join(pipelines),
             "dataset": dataset,
             "kedro_env": run_params.get("env") or "",
@@ -217,12 +229,7 @@ class MlflowTrackingHook:
         _end_run("FAILED")
 
     def _tracking_uri(self) -> str:
-        """``sqlite:///relative.db`` is resolved against the project root, not the cwd."""
-        uri = self._config.get("tracking_uri", "sqlite:///mlflow.db")
-        prefix = "sqlite:///"
-        if uri.startswith(prefix) and not Path(uri[len(prefix):]).is_absolute():
-            return prefix + str(self._project_path / uri[len(prefix):])
-        return uri
+        return resolve_tracking_uri(self._config.get("tracking_uri", "sqlite:///mlflow.db"), self._project_path)
 
 
 class NodeTimingHook:
@@ -294,17 +301,6 @@ def _alive(pid: int) -> bool:
     return pid != os.getpid()
 
 
-@contextlib.contextmanager
-def _store_lock(uri: str):
-    """An inter-process lock beside a local sqlite store; other stores migrate on their own server."""
-    prefix = "sqlite:///"
-    if not uri.startswith(prefix):
-        yield
-        return
-    with FileLock(uri[len(prefix):] + ".lock", timeout=600):
-        yield
-
-
 def _log_artifact(mlflow_client, run_id: str, dataset_name: str, data: Any) -> None:
     """Log a saved output as an MLflow artifact, in a format a person can open."""
     name = dataset_name.replace(".", "/")
@@ -319,11 +315,3 @@ def _log_artifact(mlflow_client, run_id: str, dataset_name: str, data: Any) -> N
             mlflow_client.log_artifact(run_id, str(path), artifact_path=str(Path(name).parent))
     elif isinstance(data, str):
         mlflow_client.log_text(run_id, data, f"{name}.txt")
-
-
-def _git_commit(path: Path) -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"

@@ -9,18 +9,61 @@ published (unit tests, a pipeline run without hooks).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import subprocess
 import time
 from collections.abc import Callable, Mapping
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 RUN_ENV = "GLTA_MLFLOW_RUN"
+PARENT_ENV = "GLTA_MLFLOW_PARENT_RUN"  # set by `kedro seeds`: each run is nested under this one
+SEED_ENV = "GLTA_SEED"  # the seed a nested run was started for (tag `seed`)
+PROCESS_TAG = "glta.process"  # host:pid of the process that owns a RUNNING run
+
+
+def resolve_tracking_uri(uri: str, project_path: Path) -> str:
+    """``sqlite:///relative.db`` is resolved against the project root, not the cwd."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not Path(uri[len(prefix):]).is_absolute():
+        return prefix + str(Path(project_path) / uri[len(prefix):])
+    return uri
+
+
+@contextlib.contextmanager
+def store_lock(uri: str):
+    """An inter-process lock beside a local sqlite store; other stores migrate on their own server."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        yield
+        return
+    with FileLock(uri[len(prefix):] + ".lock", timeout=600):
+        yield
+
+
+def experiment(tracking_uri: str, name: str) -> str:
+    """The id of experiment ``name``, created if missing (under the store lock: the first use of a new
+    sqlite store migrates its schema, once, not twice)."""
+    with store_lock(tracking_uri):
+        mlflow_client = client(tracking_uri)
+        found = mlflow_client.get_experiment_by_name(name)
+        return found.experiment_id if found else mlflow_client.create_experiment(name)
+
+
+def git_commit(path: Path) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
 
 
 def publish_run(tracking_uri: str, run_id: str, **settings: Any) -> None:

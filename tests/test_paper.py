@@ -1,0 +1,74 @@
+"""`kedro run --pipelines=paper` (every method of the paper's table in one MLflow run) and
+`kedro seeds` (nested runs under one parent, a summary that matches its runs), on fixture data."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.test_run import FIXTURES, project, run, runs, tiny_llm  # noqa: F401  (fixtures)
+
+from glta_pipelines.pipelines.evaluate.pipeline import PAPER_METHODS
+
+DATASET = {"name": "generic", "path": str(FIXTURES / "generic")}
+
+
+def test_paper_pipeline_reports_every_method_in_one_run(project):
+    run(project, {"dataset": DATASET}, pipeline="paper")
+    client, found = runs(project)
+    assert len(found) == 1 and found[0].info.status == "FINISHED"
+    metrics = found[0].data.metrics
+    for method in PAPER_METHODS:
+        assert 0 <= metrics[f"test.{method}.recall_at_20"] <= 1, method
+        assert f"test.{method}.ndcg_at_10" in metrics
+    for method in ("hccf", "lightgcn_plus", "hccf_plus", "rlmrec_con", "rlmrec_gen"):  # curves in MLflow
+        assert client.get_metric_history(found[0].info.run_id, f"{method}.loss")
+    assert client.get_metric_history(found[0].info.run_id, "hccf.ssl_loss")
+    artifacts = {a.path for a in client.list_artifacts(found[0].info.run_id, "evaluate")}
+    assert {"evaluate/breakdowns.csv", "evaluate/breakdowns_plot.png"} <= artifacts
+    text = project / "data/05_model_input/item_text_embeddings.safetensors"
+    assert len(list(text.iterdir())) == 1  # one versioned cache of the item text embeddings
+
+
+def test_seeds_command_nests_one_run_per_seed_and_summarises_them(project):
+    params = f"dataset.name=generic,dataset.path={DATASET['path']},llm.model={os.environ['GLTA_TEST_LLM']}"
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
+    result = subprocess.run([sys.executable, "-m", "kedro", "seeds", "--env", "test", "--pipeline", "full",
+                             "--seeds", "2025,2026", "--params", params, "--output", "table.md"],
+                            cwd=project, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    client, found = runs(project)
+    parent = next(r for r in found if r.info.run_name == "seeds:fullx2")
+    children = [r for r in found if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert parent.info.status == "FINISHED" and sorted(r.data.tags["seed"] for r in children) == ["2025", "2026"]
+    assert {r.data.params["pretrain_gnn.lightgcn.seed"] for r in children} == {"2025", "2026"}
+    assert {r.data.params["graph.split.seed"] for r in children} == {"2025"}  # the split stays fixed
+    values = [r.data.metrics["test.glta.recall_at_20"] for r in children]
+    assert parent.data.metrics["glta.recall_at_20.mean"] == pytest.approx(np.mean(values))
+    assert parent.data.metrics["glta.recall_at_20.sd"] == pytest.approx(np.std(values, ddof=1))
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "seeds")}
+    assert {"seeds/summary.md", "seeds/summary.csv", "seeds/per_seed.csv"} <= artifacts
+    table = Path(project / "table.md").read_text()
+    assert table.startswith("| Method | Recall@10 | Recall@20 | NDCG@10 | NDCG@20 |") and "| GLTA |" in table
+    assert "| GLTA |" in result.stdout
+
+
+def test_seeds_command_refuses_bad_options_in_one_line(project):
+    from click.testing import CliRunner
+    from kedro.framework.cli.cli import KedroCLI
+
+    for args, message in [(["--pipeline", "papr"], "option --pipeline: found 'papr'; expected a registered pipeline"),
+                          (["--reference", "hcf"], "option --reference: found 'hcf'"),
+                          (["--seeds", "a,b"], "option --seeds: found 'a,b'"),
+                          (["--params", "baselines.hccf.keep_rate=0"], "baselines.hccf.keep_rate: found 0"),
+                          (["--params", "pretrain_gnn.lightgcn.seed=1"], "option --params: found seed keys")]:
+        result = CliRunner().invoke(KedroCLI(project), ["seeds", "--env", "test", *args])
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output[-2000:]
+        assert message in result.output, (args, result.output[-1000:])
+    _, found = runs(project)
+    assert found == []  # refused before any run
