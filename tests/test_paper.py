@@ -63,7 +63,9 @@ def test_seeds_command_refuses_bad_options_in_one_line(project):
     from kedro.framework.cli.cli import KedroCLI
 
     for args, message in [(["--pipeline", "papr"], "option --pipeline: found 'papr'; expected a registered pipeline"),
-                          (["--reference", "hcf"], "option --reference: found 'hcf'"),
+                          (["--reference", "hcf"], "option --reference: found 'hcf'; expected one of the methods paper evaluates"),
+                          (["--pipeline", "graph"], "a pipeline that includes the evaluate stage"),
+                          (["--seeds", "-1,2"], "option --seeds: found '-1,2'"),
                           (["--seeds", "a,b"], "option --seeds: found 'a,b'"),
                           (["--params", "baselines.hccf.keep_rate=0"], "baselines.hccf.keep_rate: found 0"),
                           (["--params", "pretrain_gnn.lightgcn.seed=1"], "option --params: found seed keys")]:
@@ -72,3 +74,18 @@ def test_seeds_command_refuses_bad_options_in_one_line(project):
         assert message in result.output, (args, result.output[-1000:])
     _, found = runs(project)
     assert found == []  # refused before any run
+
+
+def test_seed_runs_get_the_params_they_were_given_and_paper_nodes_pickle():
+    import pickle
+
+    import click
+
+    from glta_pipelines.cli import split_params
+    from glta_pipelines.pipeline_registry import register_pipelines
+    from glta_pipelines.seeds import _dotlist
+
+    given = {"graph": {"min_rating": None, "split": {"ratios": [0.7, 0.15, 0.15]}}, "a": {"flag": True, "name": "x"}}
+    assert split_params(click.Context(click.Command("x")), None, _dotlist(given)) == given
+    for node in register_pipelines()["paper"].nodes:  # ParallelRunner pickles every node's function
+        pickle.dumps(node.func)

@@ -119,16 +119,18 @@ def _seeds(pipeline: str, seeds: str, vary_split: bool, reference: str, env: str
     from kedro.framework.startup import bootstrap_project
 
     from glta_pipelines.parameters import validate_parameters
-    from glta_pipelines.pipelines.evaluate.pipeline import METHODS
     from glta_pipelines.seeds import parse_seeds, run_seeds
 
     seed_list = parse_seeds(seeds)
-    if reference not in METHODS:
-        raise InputError("option --reference", repr(reference), f"one of {list(METHODS)}")
     project_path = Path.cwd()
     bootstrap_project(project_path)
     if pipeline not in pipelines:
         raise InputError("option --pipeline", repr(pipeline), f"a registered pipeline ({', '.join(sorted(pipelines))})")
+    evaluated = [n.name.rpartition(".evaluate_")[2] for n in pipelines[pipeline].nodes if ".evaluate_" in n.name]
+    if not evaluated:
+        raise InputError("option --pipeline", repr(pipeline), "a pipeline that includes the evaluate stage (full, paper, ...)")
+    if reference not in evaluated:
+        raise InputError("option --reference", repr(reference), f"one of the methods {pipeline} evaluates {evaluated}")
     with KedroSession.create(project_path=project_path, env=env, runtime_params=params) as session:
         context = session.load_context()
         validate_parameters(context.params)  # a typo fails here, not in every seed's run

@@ -88,7 +88,7 @@ class LineageHook:
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
         from kedro.framework.project import pipelines
 
-        self.plan = LineagePlan(pipeline, catalog, pipelines["full"], self._source)
+        self.plan = LineagePlan(pipeline, catalog, pipelines["paper"], self._source)  # paper: full and more
         self.plan.check_source(self._source)
 
     @hook_impl
@@ -175,8 +175,8 @@ class MlflowTrackingHook:
         uri = self._tracking_uri()
         pipelines = run_params.get("pipeline_names") or ["__default__"]
         dataset = self._params.get("dataset", {}).get("name", "unknown")
+        experiment_id = experiment(uri, self._config.get("experiment_name", "glta-pipelines"))  # first: under the lock
         mlflow_client = client(uri)
-        experiment_id = experiment(uri, self._config.get("experiment_name", "glta-pipelines"))
         _close_stale_runs(mlflow_client, experiment_id)
         parent = os.environ.get(PARENT_ENV)  # one seed of `kedro seeds`: a nested run under its parent
         nesting = {"mlflow.parentRunId": parent, "seed": os.environ.get(SEED_ENV, "")} if parent else {}

@@ -51,7 +51,7 @@ def store_lock(uri: str):
 
 def experiment(tracking_uri: str, name: str) -> str:
     """The id of experiment ``name``, created if missing (under the store lock: the first use of a new
-    sqlite store migrates its schema, once, not twice)."""
+    sqlite store migrates its schema, once, not twice). Call it before :func:`client` opens the store."""
     with store_lock(tracking_uri):
         mlflow_client = client(tracking_uri)
         found = mlflow_client.get_experiment_by_name(name)

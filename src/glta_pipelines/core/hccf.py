@@ -90,11 +90,11 @@ class HCCF(nn.Module):
         n_users = self.encoder.n_users
         x = self.encoder.layer0()
         user_incidence, item_incidence = x[:n_users] @ self.user_hyper, x[n_users:] @ self.item_hyper
-        adjacency = self.adjacency(keep, rescale=True, generator=self.generator)
         layers, gcn, hyper = [x], [], []
         for _ in range(self.config.num_layers):
             previous = layers[-1]
-            local = propagate_once(adjacency, previous)
+            # a fresh edge mask per layer, as the official forward draws one in its layer loop
+            local = propagate_once(self.adjacency(keep, rescale=True, generator=self.generator), previous)
             global_ = torch.cat([
                 hypergraph_propagate(self._dropout(user_incidence, keep), previous[:n_users]),
                 hypergraph_propagate(self._dropout(item_incidence, keep), previous[n_users:]),

@@ -2,10 +2,12 @@
 
 The GLTA paper lists LightGCN+ and HCCF+ without defining them, and no public code defines them
 (RLMRec's ``lightgcn_plus.py`` is RLMRec-Con). Our assumption, the common reading: a
-text-augmented backbone, ``E0 = ID embedding + MLP(text embedding)``, where an item's text
-embedding is that of ``items.text`` (``text_encoder.py``) and a user's is the mean of their
-training items' (``graph_encoder.user_profiles``). The MLP is RLMRec's projector shape
-(``t -> (t + d) / 2 -> d``, LeakyReLU). Everything else is our LightGCN: mean over layers
+text-augmented backbone, ``E0 = ID embedding + gate · MLP(text embedding)``, where an item's
+text embedding is that of ``items.text`` (``text_encoder.py``), centred on the catalogue's mean,
+and a user's is the mean of their training items' (``graph_encoder.user_profiles``), centred
+likewise. The MLP is RLMRec's projector shape (``t -> (t + d) / 2 -> d``, LeakyReLU); the
+scalar gate starts at 0, so the model starts as its twin (``graph_encoder.GraphEncoder`` says
+why). Everything else is our LightGCN: mean over layers
 ``0..L`` (PyG's ``alpha = 1/(L+1)``), BPR, L2 on the batch's ID embeddings, its schedule. So
 LightGCN+ minus LightGCN is the measured value of the item text on a dataset.
 """

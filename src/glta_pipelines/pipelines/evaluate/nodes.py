@@ -41,17 +41,14 @@ def evaluate_lightgcn(
     return _evaluate("lightgcn", scorer, train, valid, test, user_map, item_map, evaluation)
 
 
-def embedding_evaluator(method: str):
-    """The node that scores ``method`` by the dot product of its final user and item embeddings."""
-    def evaluate(embeddings: dict[str, torch.Tensor], train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame,
-                 user_map: pd.DataFrame, item_map: pd.DataFrame, evaluation: dict[str, Any],
-                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-        scorer = dot_product_scorer(embeddings["user"], embeddings["item"])
-        return _evaluate(method, scorer, train, valid, test, user_map, item_map, evaluation)
-
-    evaluate.__name__ = evaluate.__qualname__ = f"evaluate_{method}"
-    evaluate.__doc__ = f"Metrics of {method}'s dot-product scores (table, per-user test metrics)."
-    return evaluate
+def evaluate_embeddings(
+    method: str, embeddings: dict[str, torch.Tensor], train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame,
+    user_map: pd.DataFrame, item_map: pd.DataFrame, evaluation: dict[str, Any],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Metrics of ``method``'s dot-product scores of its final user and item embeddings
+    (table, per-user test metrics); bound to a method with ``functools.partial`` in the wiring."""
+    scorer = dot_product_scorer(embeddings["user"], embeddings["item"])
+    return _evaluate(method, scorer, train, valid, test, user_map, item_map, evaluation)
 
 
 def evaluate_ease(

@@ -1,5 +1,7 @@
 """Wiring of the ``evaluate`` stage: one node per method, then one table, one plot and the paired comparison."""
 
+from functools import partial, update_wrapper
+
 from kedro.pipeline import Node, Pipeline
 
 from glta_pipelines.pipelines.evaluate.nodes import (
@@ -7,10 +9,10 @@ from glta_pipelines.pipelines.evaluate.nodes import (
     combine_metrics,
     compare_methods,
     evaluate_ease,
+    evaluate_embeddings,
     evaluate_glta,
     evaluate_lightgcn,
     evaluate_popularity,
-    embedding_evaluator,
     plot_metrics,
 )
 
@@ -44,7 +46,8 @@ def create_pipeline(methods: tuple[str, ...] = DEFAULT_METHODS, **kwargs) -> Pip
                          outputs=["lightgcn_metrics", "lightgcn_per_user"], name="evaluate_lightgcn"),
         "ease": Node(evaluate_ease, inputs=["ease_weights", *SPLIT, "params:evaluation"],
                      outputs=["ease_metrics", "ease_per_user"], name="evaluate_ease"),
-        **{m: Node(embedding_evaluator(m), inputs=[f"{m}_embeddings", *SPLIT, "params:evaluation"],
+        # partial of a module-level function: picklable, so ParallelRunner can run it
+        **{m: Node(_bound(evaluate_embeddings, m), inputs=[f"{m}_embeddings", *SPLIT, "params:evaluation"],
                    outputs=[f"{m}_metrics", f"{m}_per_user"], name=f"evaluate_{m}") for m in EMBEDDING_METHODS},
         # one node for GLTA's metrics and recommendations: prompts they share go through the LLM once
         "glta": Node(evaluate_glta, inputs=[*GLTA_MODEL, *SPLIT, "items", "params:evaluation"],
@@ -64,6 +67,13 @@ def create_pipeline(methods: tuple[str, ...] = DEFAULT_METHODS, **kwargs) -> Pip
         namespace="evaluate",
         inputs={k: v for k, v in EXTERNAL_INPUTS.items() if k in _external_inputs([nodes[m] for m in methods])},
     )
+
+
+def _bound(func, method: str):
+    """``func`` with its method bound, named ``evaluate_<method>`` in Kedro's logs."""
+    bound = update_wrapper(partial(func, method), func)
+    bound.__name__ = f"evaluate_{method}"
+    return bound
 
 
 def _external_inputs(nodes: list[Node]) -> set[str]:
