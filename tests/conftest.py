@@ -86,3 +86,19 @@ def tiny_llm_dir(bundled_model_dir, tmp_path_factory):
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture
+def project(project_copy):
+    """The project copy, bootstrapped for in-process Kedro sessions."""
+    from kedro.framework.startup import bootstrap_project
+
+    bootstrap_project(project_copy)
+    return project_copy
+
+
+@pytest.fixture
+def tiny_llm(tiny_llm_dir, monkeypatch):
+    """Sessions use the tiny test LLM (``GLTA_TEST_LLM``), never a download; modules that run
+    sessions ask for it with ``pytestmark = pytest.mark.usefixtures("tiny_llm")``."""
+    monkeypatch.setenv("GLTA_TEST_LLM", str(tiny_llm_dir))

@@ -9,9 +9,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.test_run import project, run, runs, tiny_llm  # noqa: F401  (fixtures and helpers)
+from tests.sessions import run, runs
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("tiny_llm")]
 
 
 def _versions(project: Path, pattern: str) -> dict[str, list[Path]]:

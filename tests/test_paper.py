@@ -11,9 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.test_run import FIXTURES, project, run, runs, tiny_llm  # noqa: F401  (fixtures)
+from tests.sessions import FIXTURES, run, runs
 
 from glta_pipelines.pipelines.evaluate.pipeline import PAPER_METHODS
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("tiny_llm")]
 
 DATASET = {"name": "generic", "path": str(FIXTURES / "generic")}
 

@@ -3,47 +3,14 @@ copy (own data folder, own MLflow store): what a user gets from `kedro run`."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
-from kedro.framework.session import KedroSession
-from kedro.framework.startup import bootstrap_project
-from mlflow.tracking import MlflowClient
-
 from glta_pipelines.core.errors import InputError
 from glta_pipelines.pipeline_registry import register_pipelines
+from tests.sessions import FIXTURES, run, runs
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("tiny_llm")]
 
-
-@pytest.fixture
-def project(project_copy) -> Path:
-    bootstrap_project(project_copy)
-    return project_copy
-
-
-@pytest.fixture(autouse=True)
-def tiny_llm(tiny_llm_dir, monkeypatch):
-    """Sessions here use the tiny test LLM (tests/conftest.py), never a download."""
-    monkeypatch.setenv("GLTA_TEST_LLM", str(tiny_llm_dir))
-
-
-def run(project: Path, runtime_params: dict | None = None, pipeline: str = "full", **options) -> None:
-    """``kedro run --env test --pipelines=<pipeline> --params ...`` in-process; ``options`` as ``session.run``'s."""
-    import os
-
-    params = {"llm": {"model": os.environ["GLTA_TEST_LLM"]}, **(runtime_params or {})}
-    with KedroSession.create(project_path=project, env="test", runtime_params=params) as session:
-        session.run(pipeline_names=[pipeline], **options)
-
-
-def runs(project: Path):
-    """The project's MLflow client and its runs, newest first (none before the first run)."""
-    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("glta-pipelines")
-    if experiment is None:
-        return client, []
-    return client, client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"])
 
 
 def test_full_run_is_tracked_in_mlflow(project):
@@ -120,9 +87,6 @@ def test_interrupted_run_is_closed_as_killed(project):
     assert process.wait(timeout=60) != 0
     _, found = runs(project)
     assert [r.info.status for r in found] == ["KILLED"]
-
-
-FIXTURES = Path(__file__).parent / "fixtures" / "datasets"
 
 
 @pytest.mark.parametrize("adapter", sorted(p.name for p in FIXTURES.iterdir()))

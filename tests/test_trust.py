@@ -18,9 +18,9 @@ from kedro.framework.cli.cli import KedroCLI
 
 from glta_pipelines.core.errors import InputError
 from glta_pipelines.lineage import SIDECAR, LineageError
-from tests.test_run import project, run, runs, tiny_llm  # noqa: F401 (fixtures)
+from tests.sessions import run, runs
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("tiny_llm")]
 
 FIXTURES = Path(__file__).parent / "fixtures" / "datasets"
 LIGHTGCN_NODE = "evaluate.evaluate_lightgcn"

@@ -1,7 +1,6 @@
 """GLTA library on a tiny randomly initialised Llama (speed); the real model is in test_glta_real.py."""
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 
 from glta_pipelines.core.interactions import SplitConfig, build_id_map, encode_ids, split_per_user

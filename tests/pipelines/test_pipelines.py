@@ -9,7 +9,6 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from glta_pipelines.pipeline_registry import register_pipelines
-from glta_pipelines.tracking import flatten
 
 CONF = Path(__file__).parents[2] / "conf" / "base"
 
