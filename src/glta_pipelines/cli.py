@@ -93,12 +93,14 @@ cli.add_command(run)
 @click.option("--params", "params", default="", callback=split_params,
               help="Parameters for every seed's run, as for kedro run (key=value,...; lists key=[a,b]).")
 @click.option("--output", type=click.Path(dir_okay=False), default=None, help="Also write the Markdown table here.")
+@click.option("--from-run", "from_run", default=None,
+              help="Summarise an earlier kedro seeds parent run again (e.g. with another --reference); runs nothing.")
 def seeds_command(pipeline: str, seeds: str, vary_split: bool, reference: str, env: str | None, params: dict,
-                  output: str | None) -> None:
+                  output: str | None, from_run: str | None) -> None:
     """Run PIPELINE once per training seed (nested MLflow runs under one parent) and print the
     summary: mean ± sd, 95% interval and paired difference from the reference, per method and metric."""
     try:
-        table = _seeds(pipeline, seeds, vary_split, reference, env, params)
+        table = _seeds(pipeline, seeds, vary_split, reference, env, params, from_run)
     except InputError as error:
         if os.environ.get(TRACEBACK_ENV):
             raise
@@ -111,7 +113,8 @@ def seeds_command(pipeline: str, seeds: str, vary_split: bool, reference: str, e
         Path(output).write_text(table + "\n")
 
 
-def _seeds(pipeline: str, seeds: str, vary_split: bool, reference: str, env: str | None, params: dict) -> str:
+def _seeds(pipeline: str, seeds: str, vary_split: bool, reference: str, env: str | None, params: dict,
+           from_run: str | None = None) -> str:
     from pathlib import Path
 
     from kedro.framework.project import pipelines
@@ -119,7 +122,8 @@ def _seeds(pipeline: str, seeds: str, vary_split: bool, reference: str, env: str
     from kedro.framework.startup import bootstrap_project
 
     from glta_pipelines.parameters import validate_parameters
-    from glta_pipelines.seeds import parse_seeds, run_seeds
+    from glta_pipelines.seeds import parse_seeds, resummarize, run_seeds
+    from glta_pipelines.tracking import resolve_tracking_uri
 
     seed_list = parse_seeds(seeds)
     project_path = Path.cwd()
@@ -135,6 +139,9 @@ def _seeds(pipeline: str, seeds: str, vary_split: bool, reference: str, env: str
         context = session.load_context()
         validate_parameters(context.params)  # a typo fails here, not in every seed's run
         mlflow_config = dict(context.config_loader["mlflow"])
+    if from_run:
+        uri = resolve_tracking_uri(mlflow_config.get("tracking_uri", "sqlite:///mlflow.db"), project_path)
+        return resummarize(uri, from_run, reference)
     parent, table = run_seeds(project_path, pipeline, seed_list, vary_split=vary_split, params=params, env=env,
                               reference=reference, mlflow_config=mlflow_config)
     click.echo(f"MLflow parent run {parent}: summary in its artifacts seeds/summary.md, seeds/summary.csv", err=True)

@@ -31,6 +31,8 @@ from kedro.framework.hooks import hook_impl
 from matplotlib.figure import Figure
 from mlflow.entities import Param
 
+from glta_pipelines.core.config import config_from_params
+from glta_pipelines.core.text_encoder import TextEncoderConfig, check_available
 from glta_pipelines.lineage import LineagePlan
 from glta_pipelines.parameters import dataset_source, validate_parameters
 from glta_pipelines.tracking import (
@@ -52,7 +54,6 @@ from glta_pipelines.tracking import (
 log = logging.getLogger(__name__)
 
 
-
 class ParameterCheckHook:
     """Validates the whole parameter tree before anything runs or is written (``parameters.py``)."""
 
@@ -66,6 +67,9 @@ class ParameterCheckHook:
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
         validate_parameters(self._params)
+        if "params:baselines.text_encoder" in pipeline.inputs():  # a text encoder that is not installed
+            check_available(config_from_params(TextEncoderConfig, self._params["baselines"]["text_encoder"],
+                                               "baselines.text_encoder"))
         read = [name[len("params:"):] for name in pipeline.inputs() if name.startswith("params:")]
         for key in flatten(run_params.get("runtime_params") or {}):
             if not any(key == r or key.startswith(f"{r}.") or r.startswith(f"{key}.") for r in read):

@@ -34,7 +34,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from glta_pipelines.core.errors import InputError
-from glta_pipelines.core.seed_summary import markdown_table, metrics_long, summarize
+from glta_pipelines.core.seed_summary import markdown_table, metrics_long, summarize, twin_table
 from glta_pipelines.parameters import seed_parameters
 from glta_pipelines.tracking import (
     PARENT_ENV,
@@ -128,10 +128,7 @@ def run_seeds(project_path: Path, pipeline: str, seeds: Sequence[int], *, vary_s
             finally:
                 if log_path.exists():
                     mlflow_client.log_artifact(parent, str(log_path), artifact_path="seeds/logs")
-        long = metrics_long(metrics)
-        summary = summarize(long, reference)
-        table = markdown_table(summary, reference=reference)
-        _log_summary(mlflow_client, parent, long, summary, table)
+        table = _summarize(mlflow_client, parent, metrics, reference)
         status = "FINISHED"
         return parent, table
     except (KeyboardInterrupt, SystemExit):
@@ -181,6 +178,34 @@ def _run_one(project_path: Path, pipeline: str, seed: int, vary_split: bool, par
     if not runs:
         raise SeedRunError(f"seed {seed}", "no MLflow run nested under the parent", "the run's tracking hook to log it")
     return dict(runs[0].data.metrics)
+
+
+def _summarize(mlflow_client, parent: str, metrics: dict[int, dict[str, float]], reference: str) -> str:
+    """The summary of the seeds' metrics, logged to the parent; returns its Markdown."""
+    long = metrics_long(metrics)
+    summary = summarize(long, reference)
+    table = markdown_table(summary, reference=reference)
+    twins = twin_table(long)
+    if twins:
+        table += "\n\nThe value of the item text, paired per seed:\n\n" + twins
+    _log_summary(mlflow_client, parent, long, summary, table)
+    return table
+
+
+def resummarize(tracking_uri: str, parent: str, reference: str = "lightgcn") -> str:
+    """Summarise an earlier ``kedro seeds`` run again from its nested runs (e.g. with another
+    reference); the parent's summary artifacts and metrics are replaced."""
+    mlflow_client = client(tracking_uri)
+    try:
+        experiment_id = mlflow_client.get_run(parent).info.experiment_id
+    except Exception:
+        raise InputError("option --from-run", repr(parent), f"the id of a kedro seeds parent run in {tracking_uri}") from None
+    children = mlflow_client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{parent}' "
+                                         "and attributes.status = 'FINISHED'")
+    metrics = {int(run.data.tags["seed"]): dict(run.data.metrics) for run in children if run.data.tags.get("seed")}
+    if not metrics:
+        raise InputError("option --from-run", repr(parent), "a parent run with finished seed runs nested under it")
+    return _summarize(mlflow_client, parent, metrics, reference)
 
 
 def _log_per_seed(mlflow_client, parent: str, long: pd.DataFrame) -> None:

@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from glta_pipelines.core.errors import InputError
-from glta_pipelines.core.seed_summary import markdown_table, metrics_long, summarize
+from glta_pipelines.core.seed_summary import markdown_table, metrics_long, summarize, twin_table
 
 RUNS = {
     2025: {"test.lightgcn.recall_at_20": 0.38, "test.glta.recall_at_20": 0.39, "test.ease.recall_at_20": 0.390,
@@ -66,3 +66,13 @@ def test_a_single_seed_has_no_interval_and_an_unknown_reference_is_refused():
         summarize(metrics_long(RUNS), reference="hcf")
     with pytest.raises(InputError, match="no test metrics"):
         summarize(pd.DataFrame(columns=["seed", "method", "metric", "value"]))
+
+
+def test_twin_table_pairs_each_text_aware_method_with_its_text_free_twin():
+    runs = {seed: {**metrics, "test.lightgcn_plus.recall_at_20": metrics["test.lightgcn.recall_at_20"] * 1.1}
+            for seed, metrics in RUNS.items()}
+    table = twin_table(metrics_long(runs))
+    lines = table.splitlines()
+    assert lines[0].startswith("| text-aware vs its text-free twin |")
+    assert len(lines) == 3 and lines[2].startswith("| LightGCN+ vs LightGCN | 0.3800 | 0.4180 | +10.0% [+10.0, +10.0]")
+    assert twin_table(metrics_long(RUNS)) == ""  # no text-aware method run

@@ -17,9 +17,12 @@ import pandas as pd
 from glta_pipelines.core.errors import InputError
 
 PAPER_COLUMNS = ("recall_at_10", "recall_at_20", "ndcg_at_10", "ndcg_at_20")
-LABELS = {"popularity": "Popularity", "lightgcn": "LightGCN", "ease": "EASE", "hccf": "HCCF",
-          "lightgcn_plus": "LightGCN+", "hccf_plus": "HCCF+", "rlmrec_con": "RLMRec-Con", "rlmrec_gen": "RLMRec-Gen",
+# Table order: each text-aware method right after its text-free twin.
+LABELS = {"popularity": "Popularity", "ease": "EASE", "lightgcn": "LightGCN", "lightgcn_plus": "LightGCN+",
+          "rlmrec_con": "RLMRec-Con", "rlmrec_gen": "RLMRec-Gen", "hccf": "HCCF", "hccf_plus": "HCCF+",
           "glta": "GLTA"}
+# Text-aware method -> its text-free twin: their paired difference is the measured value of the text.
+TWINS = {"lightgcn_plus": "lightgcn", "rlmrec_con": "lightgcn", "rlmrec_gen": "lightgcn", "hccf_plus": "hccf"}
 
 
 def metrics_long(seed_metrics: dict[int, dict[str, float]], split: str = "test") -> pd.DataFrame:
@@ -111,3 +114,29 @@ def markdown_table(summary: pd.DataFrame, columns: tuple[str, ...] = PAPER_COLUM
 def _label(metric: str) -> str:
     name, _, k = metric.rpartition("_at_")
     return {"recall": "Recall", "ndcg": "NDCG"}.get(name, name) + f"@{k}"
+
+
+def twin_table(long: pd.DataFrame, metric: str = "recall_at_20", twins: dict[str, str] = TWINS) -> str:
+    """Markdown: each text-aware method against its text-free twin in ``metric``, paired per seed
+    (the twin's mean, the method's, the relative difference with its 95% interval), or "" when
+    no pair was run."""
+    lines = []
+    for method, twin in twins.items():
+        present = set(long["method"])
+        if method not in present or twin not in present:
+            continue
+        row = summarize(long[long["method"].isin([method, twin])], reference=twin)
+        row = row[(row["method"] == method) & (row["metric"] == metric)]
+        if row.empty:
+            continue
+        r = row.iloc[0]
+        base = r["mean"] - r["diff_mean"]
+        interval = ("" if math.isnan(r["diff_ci_low"]) else
+                    f" [{100 * r['diff_ci_low'] / base:+.1f}, {100 * r['diff_ci_high'] / base:+.1f}]")
+        lines.append(f"| {LABELS.get(method, method)} vs {LABELS.get(twin, twin)} | {base:.4f} | {r['mean']:.4f} | "
+                     f"{r['diff_pct']:+.1f}%{interval} |")
+    if not lines:
+        return ""
+    name = _label(metric)
+    return "\n".join([f"| text-aware vs its text-free twin | twin {name} | with text {name} | Δ (95% CI) |",
+                      "|---|---:|---:|---:|", *lines])

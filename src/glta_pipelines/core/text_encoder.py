@@ -69,6 +69,17 @@ def minilm_path() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "model"
 
 
+def check_available(config: TextEncoderConfig) -> None:
+    """Raise :class:`InputError` naming the parameter when the configured encoder is not installed
+    (run before any node of a pipeline that embeds texts, so nothing trains first)."""
+    config.validate()
+    if config.name == "minilm":
+        minilm_path()
+        if importlib.util.find_spec("sentence_transformers") is None:
+            raise InputError("parameter baselines.text_encoder.name", "'minilm', but sentence-transformers is not installed",
+                             "pip install sentence-transformers==6.0.1 (make install does), or name: llm")
+
+
 def encode_texts(texts: list[str], config: TextEncoderConfig, llm: LLMConfig | None = None,
                  show_progress: bool | None = None) -> torch.Tensor:
     """Float32 embeddings (len(texts) x dim) of ``texts`` with the configured encoder."""
