@@ -38,6 +38,7 @@ mlflow-ui: install
 
 bench: install
 	$(BIN)/python benchmarks/bench_lightgcn.py
+	$(BIN)/python benchmarks/bench_baselines.py
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/bench_llm.py
 
