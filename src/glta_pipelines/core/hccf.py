@@ -42,8 +42,13 @@ class HCCFConfig:
     # The reference's Adam rate, in place of LightGCN's 0.01: at 0.01 the hypergraph term, cubic in
     # the embeddings, grows without bound (BPR loss 1.8e8 at epoch 40 on MovieLens-100K, measured).
     learning_rate: float = 1e-3
+    # None: LightGCN's batch size. The reference's is 4096; the contrast runs over the batch's unique
+    # nodes, which barely grow with the batch, so a larger batch makes an epoch cheaper.
+    batch_size: int | None = None
 
     def validate(self) -> None:
+        if self.batch_size is not None and self.batch_size < 1:
+            raise InputError("parameter baselines.hccf.batch_size", self.batch_size, "a positive integer or null")
         for name in ("num_layers", "hyperedges", "temperature", "learning_rate"):
             if not getattr(self, name) > 0:
                 raise InputError(f"parameter baselines.hccf.{name}", getattr(self, name), "a positive number")

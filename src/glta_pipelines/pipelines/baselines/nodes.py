@@ -63,10 +63,12 @@ def embed_item_texts(items: pd.DataFrame, item_map: pd.DataFrame, text_encoder: 
 
 def _train(method: str, build, train: pd.DataFrame, valid: pd.DataFrame, user_map: pd.DataFrame,
            item_map: pd.DataFrame, lightgcn: dict[str, Any], learning_rate: float | None = None,
-           ) -> tuple[Embeddings, pd.DataFrame]:
+           batch_size: int | None = None) -> tuple[Embeddings, pd.DataFrame]:
     schedule = config_from_params(LightGCNConfig, lightgcn, "pretrain_gnn.lightgcn")
     if learning_rate is not None:
         schedule = dataclasses.replace(schedule, learning_rate=learning_rate)
+    if batch_size is not None:
+        schedule = dataclasses.replace(schedule, batch_size=batch_size)
     n_users, n_items = len(user_map), len(item_map)
     adjacency = EdgeDropout(train["user_idx"].to_numpy(), train["item_idx"].to_numpy(), n_users, n_items)
     result: TrainedEmbeddings = train_bpr_model(method, lambda: build(adjacency, n_users, n_items, schedule), train,
@@ -91,7 +93,7 @@ def train_hccf(train: pd.DataFrame, valid: pd.DataFrame, user_map: pd.DataFrame,
     """HCCF with its reference settings on LightGCN's schedule (its own learning rate): (embeddings, history)."""
     config = config_from_params(HCCFConfig, hccf, "baselines.hccf")
     return _train("hccf", lambda adj, nu, ni, s: HCCF(adj, nu, ni, s.embedding_dim, config, seed=s.seed),
-                  train, valid, user_map, item_map, lightgcn, config.learning_rate)
+                  train, valid, user_map, item_map, lightgcn, config.learning_rate, config.batch_size)
 
 
 def train_hccf_plus(train: pd.DataFrame, valid: pd.DataFrame, user_map: pd.DataFrame, item_map: pd.DataFrame,
@@ -101,7 +103,7 @@ def train_hccf_plus(train: pd.DataFrame, valid: pd.DataFrame, user_map: pd.DataF
     config = config_from_params(HCCFConfig, hccf, "baselines.hccf")
     text = _text(train, user_map, text_embeddings)
     return _train("hccf_plus", lambda adj, nu, ni, s: HCCF(adj, nu, ni, s.embedding_dim, config, text, seed=s.seed),
-                  train, valid, user_map, item_map, lightgcn, config.learning_rate)
+                  train, valid, user_map, item_map, lightgcn, config.learning_rate, config.batch_size)
 
 
 def train_rlmrec_con(train: pd.DataFrame, valid: pd.DataFrame, user_map: pd.DataFrame, item_map: pd.DataFrame,
