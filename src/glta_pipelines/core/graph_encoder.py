@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from glta_pipelines.core.lightgcn import SymmetricPropagation, normalized_adjacency
+from glta_pipelines.core.lightgcn import SymmetricPropagation, bpr_loss, normalized_adjacency
 
 
 class EdgeDropout:
@@ -114,9 +114,17 @@ def propagate_once(adjacency: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return SymmetricPropagation.apply(adjacency, x)
 
 
+def summed_layers(adjacency: torch.Tensor, x: torch.Tensor, num_layers: int) -> torch.Tensor:
+    """``Σ_l A^l x`` for l = 0..num_layers (RLMRec and HCCF sum the layers; LightGCN+ averages them)."""
+    out = x
+    for _ in range(num_layers):
+        x = propagate_once(adjacency, x)
+        out = out + x
+    return out
+
+
 def bpr_terms(final: torch.Tensor, n_users: int, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor,
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """BPR loss (mean of ``-log σ(s⁺ - s⁻)``) and the batch's final user, positive, negative embeddings."""
+    """LightGCN's BPR loss and the batch's final user, positive, negative embeddings."""
     u, p, n = final[users], final[pos + n_users], final[neg + n_users]
-    loss = -torch.nn.functional.logsigmoid((u * p).sum(1) - (u * n).sum(1)).mean()
-    return loss, u, p, n
+    return bpr_loss(u, p, n), u, p, n

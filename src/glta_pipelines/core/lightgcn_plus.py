@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from glta_pipelines.core.graph_encoder import EdgeDropout, GraphEncoder, bpr_terms, propagate_once
+from glta_pipelines.core.graph_encoder import EdgeDropout, GraphEncoder, bpr_terms, summed_layers
 
 
 class LightGCNPlus(nn.Module):
@@ -30,12 +30,7 @@ class LightGCNPlus(nn.Module):
         self.encoder = GraphEncoder(n_users, n_items, dim, text)
 
     def final(self) -> torch.Tensor:
-        x = self.encoder.layer0()
-        out = x
-        for _ in range(self.num_layers):
-            x = propagate_once(self.adjacency.full, x)
-            out = out + x
-        return out / (self.num_layers + 1)
+        return summed_layers(self.adjacency.full, self.encoder.layer0(), self.num_layers) / (self.num_layers + 1)
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> dict[str, torch.Tensor]:
         bpr, *_ = bpr_terms(self.final(), self.encoder.n_users, users, pos, neg)

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from glta_pipelines.core.errors import InputError
-from glta_pipelines.core.graph_encoder import EdgeDropout, GraphEncoder, bpr_terms, profile_mlp, propagate_once
+from glta_pipelines.core.graph_encoder import EdgeDropout, GraphEncoder, bpr_terms, profile_mlp, summed_layers
 
 
 @dataclass(frozen=True)
@@ -55,15 +55,6 @@ def infonce(anchor: torch.Tensor, positive: torch.Tensor, candidates: torch.Tens
     numerator = -(anchor * positive / temperature).sum(-1)
     denominator = torch.logsumexp(anchor @ candidates.T / temperature, dim=-1)
     return (numerator + denominator).sum()
-
-
-def summed_layers(adjacency: torch.Tensor, x: torch.Tensor, num_layers: int) -> torch.Tensor:
-    """RLMRec's LightGCN: ``Σ_l A^l x`` for l = 0..num_layers."""
-    out = x
-    for _ in range(num_layers):
-        x = propagate_once(adjacency, x)
-        out = out + x
-    return out
 
 
 class RLMRecCon(nn.Module):

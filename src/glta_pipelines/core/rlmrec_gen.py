@@ -24,8 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from glta_pipelines.core.errors import InputError
-from glta_pipelines.core.graph_encoder import EdgeDropout, GraphEncoder, bpr_terms, profile_mlp
-from glta_pipelines.core.rlmrec_con import summed_layers
+from glta_pipelines.core.graph_encoder import EdgeDropout, GraphEncoder, bpr_terms, profile_mlp, summed_layers
 
 
 @dataclass(frozen=True)

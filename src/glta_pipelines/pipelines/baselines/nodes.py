@@ -91,18 +91,19 @@ def train_lightgcn_plus(train: pd.DataFrame, valid: pd.DataFrame, user_map: pd.D
 def train_hccf(train: pd.DataFrame, valid: pd.DataFrame, user_map: pd.DataFrame, item_map: pd.DataFrame,
                lightgcn: dict[str, Any], hccf: dict[str, Any]) -> tuple[Embeddings, pd.DataFrame]:
     """HCCF with its reference settings on LightGCN's schedule (its own learning rate): (embeddings, history)."""
-    config = config_from_params(HCCFConfig, hccf, "baselines.hccf")
-    return _train("hccf", lambda adj, nu, ni, s: HCCF(adj, nu, ni, s.embedding_dim, config, seed=s.seed),
-                  train, valid, user_map, item_map, lightgcn, config.learning_rate, config.batch_size)
+    return _hccf("hccf", train, valid, user_map, item_map, lightgcn, hccf, text=None)
 
 
 def train_hccf_plus(train: pd.DataFrame, valid: pd.DataFrame, user_map: pd.DataFrame, item_map: pd.DataFrame,
                     text_embeddings: TensorArtifact, lightgcn: dict[str, Any], hccf: dict[str, Any],
                     ) -> tuple[Embeddings, pd.DataFrame]:
     """HCCF+ (HCCF on ``E0 = ID + MLP(text)``), HCCF's settings: (embeddings, history)."""
+    return _hccf("hccf_plus", train, valid, user_map, item_map, lightgcn, hccf, _text(train, user_map, text_embeddings))
+
+
+def _hccf(method, train, valid, user_map, item_map, lightgcn, hccf, text) -> tuple[Embeddings, pd.DataFrame]:
     config = config_from_params(HCCFConfig, hccf, "baselines.hccf")
-    text = _text(train, user_map, text_embeddings)
-    return _train("hccf_plus", lambda adj, nu, ni, s: HCCF(adj, nu, ni, s.embedding_dim, config, text, seed=s.seed),
+    return _train(method, lambda adj, nu, ni, s: HCCF(adj, nu, ni, s.embedding_dim, config, text, seed=s.seed),
                   train, valid, user_map, item_map, lightgcn, config.learning_rate, config.batch_size)
 
 
@@ -111,10 +112,7 @@ def train_rlmrec_con(train: pd.DataFrame, valid: pd.DataFrame, user_map: pd.Data
                      ) -> tuple[Embeddings, pd.DataFrame]:
     """RLMRec-Con on LightGCN with item-text profiles: (embeddings, history)."""
     config = config_from_params(RLMRecConConfig, rlmrec_con, "baselines.rlmrec_con")
-    profiles = _text(train, user_map, text_embeddings)
-    return _train("rlmrec_con", lambda adj, nu, ni, s: RLMRecCon(adj, nu, ni, s.embedding_dim, s.num_layers, profiles,
-                                                                 config, seed=s.seed),
-                  train, valid, user_map, item_map, lightgcn)
+    return _rlmrec("rlmrec_con", RLMRecCon, config, train, valid, user_map, item_map, text_embeddings, lightgcn)
 
 
 def train_rlmrec_gen(train: pd.DataFrame, valid: pd.DataFrame, user_map: pd.DataFrame, item_map: pd.DataFrame,
@@ -122,7 +120,12 @@ def train_rlmrec_gen(train: pd.DataFrame, valid: pd.DataFrame, user_map: pd.Data
                      ) -> tuple[Embeddings, pd.DataFrame]:
     """RLMRec-Gen on LightGCN with item-text profiles: (embeddings, history)."""
     config = config_from_params(RLMRecGenConfig, rlmrec_gen, "baselines.rlmrec_gen")
+    return _rlmrec("rlmrec_gen", RLMRecGen, config, train, valid, user_map, item_map, text_embeddings, lightgcn)
+
+
+def _rlmrec(method, model, config, train, valid, user_map, item_map, text_embeddings, lightgcn,
+            ) -> tuple[Embeddings, pd.DataFrame]:
     profiles = _text(train, user_map, text_embeddings)
-    return _train("rlmrec_gen", lambda adj, nu, ni, s: RLMRecGen(adj, nu, ni, s.embedding_dim, s.num_layers, profiles,
-                                                                 config, seed=s.seed),
+    return _train(method, lambda adj, nu, ni, s: model(adj, nu, ni, s.embedding_dim, s.num_layers, profiles, config,
+                                                       seed=s.seed),
                   train, valid, user_map, item_map, lightgcn)
