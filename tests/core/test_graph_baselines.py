@@ -16,7 +16,7 @@ from glta_pipelines.core.hccf import HCCF, HCCFConfig, contrast_loss, hypergraph
 from glta_pipelines.core.interactions import SplitConfig, build_id_map, encode_ids, split_per_user
 from glta_pipelines.core.lightgcn import LightGCNConfig
 from glta_pipelines.core.lightgcn_plus import LightGCNPlus
-from glta_pipelines.core.rlmrec_con import RLMRecCon, RLMRecConConfig, infonce
+from glta_pipelines.core.rlmrec_con import RLMRecCon, RLMRecConConfig, grouped_infonce, infonce
 from glta_pipelines.core.rlmrec_gen import RLMRecGen, RLMRecGenConfig
 
 DIM, TEXT_DIM = 16, 8
@@ -106,6 +106,21 @@ def test_contrast_loss_is_infonce_over_the_chosen_nodes():
     # two nodes; each positive has cos 1, the other cos 0: -log(e / (e + 1))
     assert loss.item() == pytest.approx(-np.log(np.e / (np.e + 1)), rel=1e-5)
     assert infonce(a, b, b, 1.0).item() == pytest.approx(3 * -np.log(np.e / (np.e + 2)), rel=1e-5)
+
+
+@pytest.mark.parametrize("in_batch", [True, False])
+def test_infonce_on_unique_nodes_equals_the_row_by_row_reference(in_batch):
+    """RLMRec's loss over a batch with repeated nodes, computed on its unique nodes with counts."""
+    generator = torch.Generator().manual_seed(0)
+    table = torch.randn(7, 4, generator=generator, requires_grad=True)
+    profiles = torch.randn(7, 4, generator=generator, requires_grad=True)
+    nodes = torch.tensor([3, 1, 3, 3, 6, 1, 0, 3])
+    candidates = profiles[nodes] if in_batch else profiles
+    reference = infonce(table[nodes], profiles[nodes], candidates, 0.2)
+    grouped = grouped_infonce(table, profiles, nodes, 0.2, candidates=None if in_batch else profiles)
+    torch.testing.assert_close(grouped, reference)
+    expected = torch.autograd.grad(reference, (table, profiles))
+    torch.testing.assert_close(torch.autograd.grad(grouped, (table, profiles)), expected)
 
 
 def test_edge_dropout_drops_both_directions_and_rescales_only_when_asked():

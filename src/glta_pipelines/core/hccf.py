@@ -12,8 +12,9 @@ keep rate 0.5, temperature 1, ssl weight 1e-3):
 - Loss: BPR + ``ssl_weight · Σ_l [InfoNCE(gcn_l.detach(), hyp_l)]`` over the batch's unique
   users and unique positive items, in-batch negatives, cosine similarity over ``temperature``.
 
-The training schedule (batch, epochs, L2, embedding size) is LightGCN's (``bpr_trainer.py``
-says why), except the learning rate: the reference's 1e-3 (``learning_rate``). ``HCCF+`` is HCCF with a text-augmented ``E0``
+The training schedule (epochs, L2, embedding size) is LightGCN's (``bpr_trainer.py``
+says why), except the learning rate and the batch: the reference's 1e-3 and 4096
+(``learning_rate``, ``batch_size``). ``HCCF+`` is HCCF with a text-augmented ``E0``
 (``lightgcn_plus.py`` gives that reading). Edge dropout keeps or drops an interaction's two
 directions together (``graph_encoder.py``); the official code drops them independently.
 """
@@ -42,9 +43,9 @@ class HCCFConfig:
     # The reference's Adam rate, in place of LightGCN's 0.01: at 0.01 the hypergraph term, cubic in
     # the embeddings, grows without bound (BPR loss 1.8e8 at epoch 40 on MovieLens-100K, measured).
     learning_rate: float = 1e-3
-    # None: LightGCN's batch size. The reference's is 4096; the contrast runs over the batch's unique
-    # nodes, which barely grow with the batch, so a larger batch makes an epoch cheaper.
-    batch_size: int | None = None
+    # The reference's batch (None: LightGCN's). The contrast runs over the batch's unique nodes,
+    # which barely grow with the batch, so a larger batch makes an epoch cheaper.
+    batch_size: int | None = 4096
 
     def validate(self) -> None:
         if self.batch_size is not None and self.batch_size < 1:
