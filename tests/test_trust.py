@@ -105,7 +105,8 @@ def test_gllm_resume_never_continues_a_checkpoint_of_other_inputs_and_names_a_co
     run(project, {"gllm_finetune": {"gllm": {"resume": True}}}, pipeline="gllm_finetune")
     (new,) = set(checkpoints.glob("gllm-*.pt")) - {old}
     client, found = runs(project)
-    assert [m.step for m in client.get_metric_history(found[0].info.run_id, "gllm.loss")] == [1, 2]
+    # trained from the start: 2 end-to-end epochs, then the 4 head epochs
+    assert [m.step for m in client.get_metric_history(found[0].info.run_id, "gllm.loss")] == [1, 2, 3, 4, 5, 6]
     # the MLflow run records which saved versions it read
     inputs = Path(client.download_artifacts(found[0].info.run_id, "lineage/inputs.json", str(project)))
     assert json.loads(inputs.read_text())["inputs"]["graph.train"] in versions(project, "data/05_model_input/train.parquet")

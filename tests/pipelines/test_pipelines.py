@@ -50,7 +50,7 @@ def test_all_stages_after_ingest_in_memory(interactions, items, tiny_llm_dir, tm
                                               max_epochs=20, eval_every=5)
     params["llm"]["model"] = str(tiny_llm_dir)
     params["align_tokens"]["alignment"].update(epochs=1, batch_size=16, n_examples=2)
-    params["gllm_finetune"]["gllm"].update(epochs=2, batch_size=16)
+    params["gllm_finetune"]["gllm"].update(epochs=2, batch_size=16, head_epochs=2, head_eval_every=1, cache_draws=1)
     params["gllm_finetune"]["checkpoint_dir"] = str(tmp_path / "checkpoints")
     pipelines = register_pipelines()
     pipe = pipelines["full"] - pipelines["ingest"]
@@ -84,7 +84,12 @@ def test_all_stages_after_ingest_in_memory(interactions, items, tiny_llm_dir, tm
     assert not known & set(zip(recommendations["user_id"], recommendations["item_id"]))
     assert recommendations.groupby("user_id")["score"].apply(lambda s: s.is_monotonic_decreasing).all()
     assert catalog.load("align_tokens.alignment_examples").count("true:") == 2
-    assert list(catalog.load("gllm_finetune.history")["epoch"]) == [1, 2]
+    gllm_history = catalog.load("gllm_finetune.history")
+    trained = gllm_history[gllm_history["phase"] != "blend"]
+    assert list(trained["epoch"]) == [1, 2, 3, 4] and list(trained["phase"]) == ["end_to_end"] * 2 + ["head"] * 2
+    # the default blends with LightGCN: every grid weight (and 0) validated, one history row each
+    assert sorted(gllm_history.loc[gllm_history["phase"] == "blend", "blend_weight"]) == sorted(
+        {0.0, *params["gllm_finetune"]["gllm"]["blend_grid"]})
     quality = catalog.load("graph.data_quality")
     assert quality["interactions"] == {"rows_read": len(interactions)}
     assert quality["graph_filters_removed"] == {"min_rating": 0, "k_core": 0}

@@ -42,8 +42,12 @@ class LLMConfig:
     dtype: str = "auto"  # auto: float32 on CPU, bfloat16 on CUDA
     device: str = "auto"  # auto: cuda when available
     cache_dir: str = "data/06_models/llm"
+    # Keep only the first N decoder layers (null: all): a cheaper LLM, its later layers unused
+    num_layers: int | None = None
 
     def validate(self) -> None:
+        if self.num_layers is not None and self.num_layers < 1:
+            raise InputError("parameter llm.num_layers", self.num_layers, "a positive number of layers, or null (all)")
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
             raise InputError("parameter llm.dtype", repr(self.dtype), "auto, float32, bfloat16 or float16")
         if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
@@ -132,15 +136,29 @@ def resolve_model(config: LLMConfig) -> Path | str:
     return spec
 
 
+def keep_first_layers(model: torch.nn.Module, num_layers: int) -> None:
+    """Cut a decoder LLM to its first ``num_layers`` layers (the final norm and the LM head stay)."""
+    decoder = model.get_decoder()
+    available = len(decoder.layers)
+    if num_layers > available:
+        raise InputError("parameter llm.num_layers", num_layers, f"at most the model's {available} layers, or null")
+    decoder.layers = decoder.layers[:num_layers]
+    model.config.num_hidden_layers = num_layers
+    if getattr(model.config, "layer_types", None):
+        model.config.layer_types = model.config.layer_types[:num_layers]
+
+
 def load_llm(config: LLMConfig) -> tuple[torch.nn.Module, object]:
     """The frozen causal LM and its tokenizer, loaded once per process and reused."""
     config.validate()
     source = resolve_model(config)
-    key = (str(source), str(config.torch_dtype()), str(config.torch_device()))
+    key = (str(source), str(config.torch_dtype()), str(config.torch_device()), config.num_layers)
     if key not in _LOADED:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         model = AutoModelForCausalLM.from_pretrained(source, dtype=config.torch_dtype(), local_files_only=True)
+        if config.num_layers is not None:
+            keep_first_layers(model, config.num_layers)
         model.to(config.torch_device()).eval().requires_grad_(False)
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
         if tokenizer.pad_token is None:

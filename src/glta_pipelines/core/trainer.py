@@ -72,7 +72,8 @@ def fit(
         state.rows.append(row)
         state.epoch = epoch
         bar.set_postfix(loss=f"{row.get('loss', float('nan')):.4f}", best=f"{max(state.best_score, 0):.4f}")
-        log.info("%s epoch %d: %s", name, epoch, ", ".join(f"{k}={v:.4f}" for k, v in row.items() if k != "epoch"))
+        log.info("%s epoch %d: %s", name, epoch, ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                                                         for k, v in row.items() if k != "epoch"))
         if on_epoch_end is not None:
             on_epoch_end(epoch, {k: v for k, v in row.items() if k != "epoch"})
         if after_epoch is not None:

@@ -49,10 +49,11 @@ def alignment_loss(llm: nn.Module, template: Template, item_tokens: torch.Tensor
     device = embed.weight.device
     sequences, label_rows = [], []
     for token, target in zip(item_tokens, targets):
-        prompt = template.embed(embed, {"item": token[None]})
+        prompt = template.embed(embed, {"item": token[None].to(embed.weight.dtype)})
         sequences.append(torch.cat([prompt, embed(target.to(device))]))
         label_rows.append(torch.cat([torch.full((prompt.shape[0],), -100), target]))
     embeds, mask, positions = pad(sequences, side="right")
+    embeds = embeds.to(embed.weight.dtype)  # bf16 LLMs on CUDA take bf16 inputs
     labels = torch.full(mask.shape, -100, dtype=torch.long)
     for row, lab in enumerate(label_rows):
         labels[row, : lab.shape[0]] = lab
@@ -61,6 +62,45 @@ def alignment_loss(llm: nn.Module, template: Template, item_tokens: torch.Tensor
     predict = labels[:, 1:].to(device) != -100
     logits = llm.get_output_embeddings()(hidden[:, :-1][predict])
     return nn.functional.cross_entropy(logits.float(), labels[:, 1:].to(device)[predict])
+
+
+def title_token_means(llm: nn.Module, targets: list[torch.Tensor], eos_token_id: int | None) -> torch.Tensor:
+    """(n_items, d_llm): the mean of each title's own input-token embeddings (EOS left out), a free text target."""
+    embed = llm.get_input_embeddings()
+    device = embed.weight.device
+    with torch.no_grad():
+        rows = []
+        for ids in targets:
+            kept = ids[ids != eos_token_id] if eos_token_id is not None and (ids != eos_token_id).any() else ids
+            rows.append(embed(kept.to(device)).float().mean(0))
+    return torch.stack(rows)
+
+
+def fit_loss(tokens: torch.Tensor, text: torch.Tensor, objective: str, temperature: float) -> torch.Tensor:
+    """``regress``: mean squared error to each item's text vector; ``contrast``: InfoNCE of each
+    item's token against all items' text vectors (cosine over ``temperature``), its own the positive."""
+    if objective == "regress":
+        return (tokens - text).pow(2).sum(1).mean() / text.pow(2).sum(1).mean()
+    logits = nn.functional.normalize(tokens, dim=1) @ nn.functional.normalize(text, dim=1).T / temperature
+    return nn.functional.cross_entropy(logits, torch.arange(len(tokens), device=tokens.device))
+
+
+def fit_projector(projector: Projector, item_embedding: torch.Tensor, text: torch.Tensor, config: AlignConfig,
+                  show_progress: bool | None = None) -> list[dict[str, float]]:
+    """``config.fit_epochs`` full-batch steps of ``config.objective`` on cached text vectors (seconds, not hours)."""
+    optimizer = torch.optim.AdamW(projector.parameters(), lr=config.fit_learning_rate, weight_decay=0.0)
+    rows = []
+    inputs = item_embedding.to(text.device)
+    for epoch in tqdm(range(1, config.fit_epochs + 1), desc=f"align items ({config.objective})", unit="epoch",
+                      disable=None if show_progress is None else not show_progress):
+        start = time.perf_counter()
+        loss = fit_loss(projector(inputs), text, config.objective, config.contrast_temperature)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        rows.append({"step": epoch, "epoch": epoch, "loss": loss.item(), "phase": config.objective,
+                     "items_per_second": len(inputs) / (time.perf_counter() - start)})
+    return rows
 
 
 BUCKET_BATCHES = 8  # batches whose items are sorted by length together (see length_bucketed_batches)
@@ -87,8 +127,9 @@ def length_bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random
 @dataclass
 class AlignResult:
     projector: Projector
-    history: pd.DataFrame  # step, epoch, loss
+    history: pd.DataFrame  # step, epoch, loss, phase (regress/contrast, then generate)
     examples: str  # greedy decodings next to true titles
+    title_hit_rate: float = float("nan")  # share of the checked items whose decoding starts with the title
 
 
 def train_item_alignment(
@@ -110,9 +151,18 @@ def _train_item_alignment(llm: nn.Module, tokenizer, item_embedding: torch.Tenso
     projector = Projector(item_embedding.shape[1], llm.config.hidden_size, config.projector_kind)
     projector.fit_scales(item_embedding, token_norm(llm)).to(device)
     targets = target_ids(tokenizer, texts, config.max_target_tokens)
+    rows: list[dict] = []
+    if config.objective != "generate" and config.fit_epochs:
+        text = title_token_means(llm, targets, tokenizer.eos_token_id)
+        rows = fit_projector(projector, item_embedding, text, config, show_progress)
+        log.info("Item alignment (%s): loss %.4f -> %.4f in %d epochs", config.objective, rows[0]["loss"],
+                 rows[-1]["loss"], len(rows))
+        if on_step is not None:
+            for row in rows:
+                on_step(row["step"], {"fit_loss": row["loss"]})
     optimizer = torch.optim.AdamW(projector.parameters(), lr=config.learning_rate, weight_decay=0.0)
     rng = np.random.default_rng(config.seed)
-    rows, step = [], 0
+    step = len(rows)
     lengths = np.array([len(t) for t in targets])
     total_steps = config.epochs * len(length_bucketed_batches(lengths, config.batch_size, np.random.default_rng(0)))
     bar = tqdm(total=total_steps, desc="align items", unit="batch", disable=None if show_progress is None else not show_progress)
@@ -125,40 +175,54 @@ def _train_item_alignment(llm: nn.Module, tokenizer, item_embedding: torch.Tenso
             loss.backward()
             optimizer.step()
             step += 1
-            row = {"step": step, "epoch": epoch, "loss": loss.item(),
+            row = {"step": step, "epoch": epoch, "loss": loss.item(), "phase": "generate",
                    "items_per_second": len(batch) / (time.perf_counter() - start)}
             rows.append(row)
             bar.update(1)
             bar.set_postfix(loss=f"{row['loss']:.3f}")
             if on_step is not None:
                 on_step(step, {"loss": row["loss"], "items_per_second": row["items_per_second"]})
-        epoch_loss = np.mean([r["loss"] for r in rows if r["epoch"] == epoch])
+        epoch_loss = np.mean([r["loss"] for r in rows if r["epoch"] == epoch and r["phase"] == "generate"])
         log.info("Item alignment epoch %d: loss=%.4f", epoch, epoch_loss)
     bar.close()
     projector.eval()
-    examples = greedy_examples(llm, tokenizer, template, projector, item_embedding, texts, config.n_examples, config.seed)
-    return AlignResult(projector, pd.DataFrame(rows, columns=["step", "epoch", "loss", "items_per_second"]), examples)
+    examples, hits = greedy_examples(llm, tokenizer, template, projector, item_embedding, texts, config.n_examples,
+                                     config.seed)
+    history = pd.DataFrame(rows, columns=["step", "epoch", "loss", "phase", "items_per_second"])
+    return AlignResult(projector, history, examples, hits)
 
 
 @torch.no_grad()
 def greedy_examples(llm, tokenizer, template: Template, projector: Projector, item_embedding: torch.Tensor,
-                    texts: list[str], n: int, seed: int, max_new_tokens: int = 16) -> str:
-    """For ``n`` items: what the LLM writes greedily from the item token alone, next to the truth."""
+                    texts: list[str], n: int, seed: int, max_new_tokens: int = 16) -> tuple[str, float]:
+    """For ``n`` items: what the LLM writes greedily from the item token alone, next to the truth,
+    and the share of them whose decoding starts with the true title (case and spacing ignored)."""
     device = llm.get_input_embeddings().weight.device
     chosen = np.random.default_rng(seed).choice(len(texts), size=min(n, len(texts)), replace=False)
-    lines = []
+    lines, hits = [], 0
     for index in chosen:
         token = projector(item_embedding[int(index)][None].to(device))[0]
         written = greedy_decode(llm, tokenizer, template, token, max_new_tokens).replace("\n", " ")
-        lines.append(f"item {int(index)}\ttrue: {texts[index].strip()}\tLLM: {written}")
-    return "\n".join(lines) + "\n"
+        hit = starts_with_title(written, texts[index])
+        hits += hit
+        lines.append(f"item {int(index)}\t{'HIT' if hit else 'miss'}\ttrue: {texts[index].strip()}\tLLM: {written}")
+    return "\n".join(lines) + "\n", hits / max(len(chosen), 1)
+
+
+def starts_with_title(written: str, title: str) -> bool:
+    """Whether ``written`` begins with ``title``, ignoring case and runs of whitespace."""
+    def norm(text: str) -> str:
+        return " ".join(text.lower().split())
+
+    return bool(norm(title)) and norm(written).startswith(norm(title))
 
 
 @torch.no_grad()
 def greedy_decode(llm, tokenizer, template: Template, item_token: torch.Tensor, max_new_tokens: int = 16) -> str:
     """What the LLM writes greedily after the prompt holding this one item token (d_llm,)."""
     device = llm.get_input_embeddings().weight.device
-    prompt = template.embed(llm.get_input_embeddings(), {"item": item_token[None].to(device)})[None]
+    embed = llm.get_input_embeddings()
+    prompt = template.embed(embed, {"item": item_token[None].to(device, embed.weight.dtype)})[None]
     out = llm.generate(inputs_embeds=prompt, attention_mask=torch.ones(prompt.shape[:2], dtype=torch.long, device=device),
                        max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
     return tokenizer.decode(out[0], skip_special_tokens=True).strip()

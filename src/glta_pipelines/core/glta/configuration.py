@@ -24,18 +24,29 @@ class AlignConfig:
     projector_kind: str = "linear"
     learning_rate: float = 1e-3
     batch_size: int = 32
-    epochs: int = 3
-    n_examples: int = 10  # items whose greedy decoding is logged for a human check
+    # generate: next-token loss on the title; regress (MSE) / contrast (InfoNCE over the catalogue)
+    # against the mean of the title's own input-token embeddings, cached, for fit_epochs full-batch
+    # steps; then `epochs` of generate
+    objective: str = "generate"
+    fit_epochs: int = 300
+    fit_learning_rate: float = 1e-2
+    contrast_temperature: float = 0.05
+    epochs: int = 3  # generate epochs (after the fit epochs of regress/contrast)
+    n_examples: int = 10  # items whose greedy decoding is logged and checked against the title
     seed: int = 2025
 
     def validate(self) -> None:
-        for name in ("max_target_tokens", "batch_size", "learning_rate"):
+        for name in ("max_target_tokens", "batch_size", "learning_rate", "fit_learning_rate", "contrast_temperature"):
             if not getattr(self, name) > 0:
                 raise InputError(f"parameter align_tokens.alignment.{name}", getattr(self, name), "a positive number")
-        if self.epochs < 0:
-            raise InputError("parameter align_tokens.alignment.epochs", self.epochs, "0 (projector left untrained) or more")
+        if self.epochs < 0 or self.fit_epochs < 0:
+            raise InputError("parameter align_tokens.alignment.epochs/fit_epochs", (self.epochs, self.fit_epochs),
+                             "0 (none) or more")
         if self.projector_kind not in ("linear", "mlp"):
             raise InputError("parameter align_tokens.alignment.projector_kind", repr(self.projector_kind), "linear or mlp")
+        if self.objective not in ("generate", "regress", "contrast"):
+            raise InputError("parameter align_tokens.alignment.objective", repr(self.objective),
+                             "generate, regress or contrast")
 
 
 @dataclass(frozen=True)
@@ -54,35 +65,68 @@ class GLLMConfig:
     """User-item alignment with the GLLM layer (stage ``gllm_finetune``)."""
 
     prompt_template: str = "User <user> has watched <history>. Profile: <profile>. The next movie is <prediction>"
-    history_length: int = 10
+    history_length: int = 10  # most recent items the prompt reads (a cap: large values read the whole history)
+    # items: one token per history item; mean: one token, the mean of all of them; chunks: the
+    # means of history_chunks consecutive slices (time order)
+    history_tokens: str = "items"
+    history_chunks: int = 4
     # mask: each step hides a fraction of the user's training items and predicts them;
-    # holdout: targets are interactions held out of the backbone LightGCN's pretraining
+    # holdout: targets are interactions held out of the backbone LightGCN's pretraining;
+    # multinomial (CLLM4Rec): the prompt drops mask_fraction of the items, the targets are all of them
     target_scheme: str = "mask"
     mask_fraction: float = 0.2
     encoder: str = "llm"  # llm, or mean (ablation: mean of the prompt's graph tokens, no LLM)
-    scoring_space: str = "graph"  # graph: against item embeddings; token: against projected item tokens
+    # graph: head(h) against the item embeddings; token: against the projected item tokens (both tie
+    # the head's item side); free: a linear layer with its own weights per item (E4SRec's head)
+    scoring_space: str = "graph"
+    logits: str = "dot"  # dot, or cosine: cos(head(h), item) / temperature
+    temperature: float = 0.1  # cosine logits' initial temperature
+    learn_temperature: bool = True
     residual: bool = True  # logits = scale * LightGCN score + correction (initialised at zero)
+    # Non-residual models only: after training alone, the GLLM's scores are blended with the
+    # graph's, z-scored per user, at the weight of this grid that validates best (0: the graph alone)
+    blend_grid: tuple[float, ...] = ()
     user_projector_kind: str = "linear"
     learning_rate: float = 1e-3
     weight_decay: float = 0.0
     batch_size: int = 32
-    epochs: int = 3
+    epochs: int = 3  # end-to-end epochs (LLM inputs and head); 0 with head_epochs > 0: head only
     eval_every: int = 1
     patience: int = 2
+    # Cache-then-train: after the end-to-end epochs, the LLM's state at the prediction token is
+    # cached for cache_draws input draws per user, and the head alone trains head_epochs on it.
+    head_epochs: int = 0
+    cache_draws: int = 4
+    head_learning_rate: float = 1e-3
+    head_batch_size: int = 128
+    head_eval_every: int = 10
+    head_patience: int = 5
     scoring_batch_size: int = 64
     resume: bool = False
     seed: int = 2025
     lora: LoraSettings = field(default_factory=LoraSettings)
 
     def validate(self) -> None:
-        choices = {"target_scheme": ("holdout", "mask"), "encoder": ("llm", "mean"), "scoring_space": ("graph", "token"),
-                   "user_projector_kind": ("linear", "mlp")}
+        choices = {"target_scheme": ("holdout", "mask", "multinomial"), "encoder": ("llm", "mean"),
+                   "scoring_space": ("graph", "token", "free"), "user_projector_kind": ("linear", "mlp"),
+                   "history_tokens": ("items", "mean", "chunks"), "logits": ("dot", "cosine")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise InputError(f"parameter gllm_finetune.gllm.{name}", repr(getattr(self, name)), f"one of {allowed}")
-        for name in ("history_length", "learning_rate", "batch_size", "eval_every", "patience", "scoring_batch_size"):
+        for name in ("history_length", "history_chunks", "learning_rate", "batch_size", "eval_every", "patience",
+                     "scoring_batch_size", "cache_draws", "head_learning_rate", "head_batch_size", "head_eval_every",
+                     "head_patience", "temperature"):
             if not getattr(self, name) > 0:
                 raise InputError(f"parameter gllm_finetune.gllm.{name}", getattr(self, name), "a positive number")
+        if self.blend_grid and (self.residual or any(w < 0 for w in self.blend_grid)):
+            raise InputError("parameter gllm_finetune.gllm.blend_grid", list(self.blend_grid),
+                             "non-negative weights, with gllm_finetune.gllm.residual: false")
+        if self.logits == "cosine" and self.scoring_space == "free":
+            raise InputError("parameter gllm_finetune.gllm.logits", repr(self.logits),
+                             "dot with scoring_space free (cosine needs the graph or token item side)")
+        if self.epochs < 0 or self.head_epochs < 0 or self.epochs + self.head_epochs == 0:
+            raise InputError("parameter gllm_finetune.gllm.epochs/head_epochs", (self.epochs, self.head_epochs),
+                             "non-negative numbers of epochs, not both 0")
         if not 0 < self.mask_fraction < 1:
             raise InputError("parameter gllm_finetune.gllm.mask_fraction", self.mask_fraction, "a fraction in (0, 1)")
 

@@ -41,12 +41,14 @@ def epoch_examples(data: GLLMData, config: GLLMConfig, rng: np.random.Generator)
 
     holdout: the prompt shows the backbone's items, targets are the held-out interactions;
     mask: a fresh ``mask_fraction`` of each user's items is hidden and predicted (at least one
-    hidden, at least one shown).
+    hidden, at least one shown);
+    multinomial (CLLM4Rec): a fresh ``mask_fraction`` is dropped from the prompt, and the targets
+    are all of the user's items (a multinomial likelihood over the whole catalogue).
     """
+    build = {"holdout": _holdout_example, "mask": _mask_example, "multinomial": _multinomial_example}[config.target_scheme]
     examples = []
     for user, items in enumerate(data.visible):
-        example = (_holdout_example if config.target_scheme == "holdout" else _mask_example)(
-            user, items, data, config, rng)
+        example = build(user, items, data, config, rng)
         if example is not None:
             examples.append(example)
     order = rng.permutation(len(examples))
@@ -61,14 +63,28 @@ def _holdout_example(user: int, items: np.ndarray, data: GLLMData, config: GLLMC
     return user, items[-config.history_length:], targets, items
 
 
-def _mask_example(user: int, items: np.ndarray, data: GLLMData, config: GLLMConfig,
-                  rng: np.random.Generator) -> Example | None:
-    if len(items) < 2:
-        return None
-    hide = rng.random(len(items)) < config.mask_fraction
+def _hidden(items: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """A random ``fraction`` of ``items`` to hide: at least one hidden, at least one shown."""
+    hide = rng.random(len(items)) < fraction
     if not hide.any():
         hide[rng.integers(len(items))] = True
     if hide.all():
         hide[rng.integers(len(items))] = False
+    return hide
+
+
+def _mask_example(user: int, items: np.ndarray, data: GLLMData, config: GLLMConfig,
+                  rng: np.random.Generator) -> Example | None:
+    if len(items) < 2:
+        return None
+    hide = _hidden(items, config.mask_fraction, rng)
     shown = items[~hide]
     return user, shown[-config.history_length:], items[hide], shown
+
+
+def _multinomial_example(user: int, items: np.ndarray, data: GLLMData, config: GLLMConfig,
+                         rng: np.random.Generator) -> Example | None:
+    if len(items) < 2:
+        return None
+    shown = items[~_hidden(items, config.mask_fraction, rng)]
+    return user, shown[-config.history_length:], items, np.zeros(0, dtype=np.int64)

@@ -37,22 +37,33 @@ class GLLM(nn.Module):
         self._llm = [llm]  # a list keeps the LLM out of parameters and state_dict
         d_gnn = graph_item.shape[1]
         d_llm = item_projector.d_out
-        self.graph_user, self.graph_item = graph_user, graph_item  # token inputs (backbone embeddings)
+        # token inputs (backbone embeddings): buffers, so .to(device) moves them, kept out of state_dict
+        self.register_buffer("graph_user", graph_user, persistent=False)
+        self.register_buffer("graph_item", graph_item, persistent=False)
         self.item_projector = item_projector
-        norm = token_norm(llm) if llm is not None else float(item_projector(graph_item[:256]).norm(dim=1).mean())
+        with torch.no_grad():
+            norm = token_norm(llm) if llm is not None else float(item_projector(graph_item[:256]).norm(dim=1).mean())
         with torch.random.fork_rng(devices=[]):  # reproducible for a seed, global RNG untouched
             torch.manual_seed(config.seed)
             self.user_projector = Projector(d_gnn, d_llm, config.user_projector_kind).fit_scales(graph_user, norm)
             start = torch.randn(2, d_llm) * norm / math.sqrt(d_llm)
-            self.head = nn.Linear(d_llm, d_gnn if config.scoring_space == "graph" else d_llm)
+            out = {"graph": d_gnn, "token": d_llm, "free": graph_item.shape[0]}[config.scoring_space]
+            self.head = nn.Linear(d_llm, out)
         self.profile = nn.Parameter(start[0].clone())
         self.prediction = nn.Parameter(start[1].clone())
         self.norm = nn.LayerNorm(d_llm)
-        if config.residual:  # start exactly at the graph's ranking
+        if config.residual and config.logits == "dot":  # start exactly at the graph's ranking
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
         self.item_bias = nn.Parameter(torch.zeros(graph_item.shape[0]))
         self.graph_scale = nn.Parameter(torch.ones(()))
+        if config.blend_grid:  # chosen on validation after training; -1: not yet (the GLLM scores alone)
+            self.register_buffer("blend_weight", torch.tensor(-1.0))
+        if config.logits == "cosine":  # dot-product models keep their state keys
+            self.log_temperature = nn.Parameter(torch.tensor(math.log(config.temperature)),
+                                                requires_grad=config.learn_temperature)
+            # a cosine has no zero: a residual model gates it, from 0, so it starts at the graph's ranking
+            self.cosine_gate = nn.Parameter(torch.tensor(0.0 if config.residual else 1.0))
         self.template = (Template.parse(config.prompt_template, tokenizer, ("user", "history", "profile", "prediction"),
                                         "gllm_finetune.gllm.prompt_template") if config.encoder == "llm" else None)
 
@@ -67,8 +78,10 @@ class GLLM(nn.Module):
 
     def hidden(self, users: torch.Tensor, histories: list[np.ndarray]) -> torch.Tensor:
         """(B, d_llm) representation of each user's prompt at the prediction token."""
-        user_tokens = self.user_projector(self.graph_user[users])
-        item_tokens = [self.item_projector(self.graph_item[torch.from_numpy(h)]) for h in histories]
+        device = self.graph_item.device
+        user_tokens = self.user_projector(self.graph_user[users.to(device)])
+        item_tokens = [self.history_tokens(self.item_projector(self.graph_item[torch.from_numpy(h).to(device)]))
+                       for h in histories]
         if self.config.encoder == "mean":
             return torch.stack([torch.cat([u[None], t]).mean(0) for u, t in zip(user_tokens, item_tokens)])
         embed = self.llm.get_input_embeddings()
@@ -76,21 +89,47 @@ class GLLM(nn.Module):
                                                  "prediction": self.prediction[None]})
                      for u, t in zip(user_tokens, item_tokens)]
         embeds, mask, positions = pad(sequences, side="left")
-        out = self.llm.get_decoder()(inputs_embeds=embeds, attention_mask=mask, position_ids=positions)
+        out = self.llm.get_decoder()(inputs_embeds=embeds.to(embed.weight.dtype), attention_mask=mask,
+                                     position_ids=positions)
         return out.last_hidden_state[:, -1].float()
+
+    def history_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The history slot's tokens from the (n, d) item tokens, by ``config.history_tokens``."""
+        kind = self.config.history_tokens
+        if kind == "items" or len(tokens) == 0:
+            return tokens
+        if kind == "mean":
+            return tokens.mean(0, keepdim=True)
+        return torch.stack([chunk.mean(0) for chunk in torch.tensor_split(tokens, min(self.config.history_chunks,
+                                                                                       len(tokens)))])
 
     def logits(self, users: torch.Tensor, hidden: torch.Tensor, base: Base) -> torch.Tensor:
         """(B, n_items) GLLM logits: every item scored; ``base`` is the residual's (user, item) embeddings."""
         z = self.head(self.norm(hidden))
-        if self.config.scoring_space == "graph":
+        if self.config.scoring_space == "free":  # E4SRec's head: one free weight vector per item
+            correction = z
+        elif self.config.logits == "cosine":
+            items = self.graph_item if self.config.scoring_space == "graph" else self.item_projector(self.graph_item)
+            correction = self.cosine_gate * (nn.functional.normalize(z, dim=1) @ nn.functional.normalize(items, dim=1).T
+                                             / self.log_temperature.exp())
+        elif self.config.scoring_space == "graph":
             correction = z @ self.graph_item.T
         else:
             correction = z @ self.item_projector(self.graph_item).T / math.sqrt(z.shape[1])
         correction = correction + self.item_bias
-        if not self.config.residual:
+        blending = self.config.blend_grid and self.blend_weight >= 0
+        if not self.config.residual and not blending:
             return correction
-        base_user, base_item = base
-        return self.graph_scale * (base_user[users] @ base_item.T) + correction
+        base_user, base_item = (b.to(correction.device) for b in base)
+        graph = base_user[users.to(correction.device)] @ base_item.T
+        if blending:
+            return zscore(graph) + self.blend_weight * zscore(correction)
+        return self.graph_scale * graph + correction
+
+
+def zscore(scores: torch.Tensor) -> torch.Tensor:
+    """Each row's scores standardised (mean 0, sd 1), so two scorers of different scales can be blended."""
+    return (scores - scores.mean(1, keepdim=True)) / scores.std(1, keepdim=True).clamp(min=1e-8)
 
 
 def graph_shape(embeddings: Mapping[str, torch.Tensor], where: str) -> dict[str, int]:

@@ -32,13 +32,17 @@ Scorer = Callable[[torch.Tensor], torch.Tensor]
 
 def gllm_loss(logits: torch.Tensor, targets: list[np.ndarray], masked: list[np.ndarray]) -> torch.Tensor:
     """Multi-positive softmax cross-entropy over all items; known (non-target) positives masked."""
-    rows = torch.repeat_interleave(torch.arange(len(masked)), torch.tensor([len(m) for m in masked]))
+    device = logits.device
+    rows = torch.repeat_interleave(torch.arange(len(masked)), torch.tensor([len(m) for m in masked])).to(device)
     logits = logits.clone()
     if len(rows):
-        logits[rows, torch.from_numpy(np.concatenate(masked))] = float("-inf")
+        logits[rows, torch.from_numpy(np.concatenate(masked)).to(device)] = float("-inf")
     log_probs = torch.log_softmax(logits, dim=1)
-    losses = [-log_probs[row, torch.from_numpy(t)].mean() for row, t in enumerate(targets)]
-    return torch.stack(losses).mean()
+    counts = torch.tensor([len(t) for t in targets])
+    target_rows = torch.repeat_interleave(torch.arange(len(targets)), counts).to(device)
+    picked = log_probs[target_rows, torch.from_numpy(np.concatenate(targets)).to(device)]
+    per_row = torch.zeros(len(targets), dtype=picked.dtype, device=device).index_add_(0, target_rows, picked)
+    return -(per_row / counts.to(device, picked.dtype)).mean()  # each row's mean over its targets, then the batch's
 
 
 def gllm_step(model: GLLM, optimizer: torch.optim.Optimizer, batch: list[Example]) -> float:
@@ -49,10 +53,19 @@ def gllm_step(model: GLLM, optimizer: torch.optim.Optimizer, batch: list[Example
     users = torch.tensor([b[0] for b in batch])
     logits = model.logits(users, model.hidden(users, [b[1] for b in batch]), model.graph_base)
     loss = gllm_loss(logits, [b[2] for b in batch], [b[3] for b in batch])
+    check_finite(loss, "GLLM")
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
     return loss.item()
+
+
+def check_finite(loss: torch.Tensor, stage: str) -> None:
+    """Stop at the first non-finite loss, instead of training (and selecting) a broken model."""
+    if not torch.isfinite(loss):
+        raise InputError(f"{stage} training loss", f"{loss.item()} (the weights have diverged)",
+                         "a finite loss: lower gllm_finetune.gllm.learning_rate, or use llm.dtype: float32 "
+                         "(bfloat16 on CUDA can overflow on long prompts)")
 
 
 HiddenCache = dict[tuple[int, bytes], torch.Tensor]
@@ -126,17 +139,126 @@ def _train_gllm(model: GLLM, data: GLLMData, config: GLLMConfig, checkpoint_path
     if config.resume and checkpoint_path is not None and checkpoint_path.is_file():
         state = load_checkpoint(checkpoint_path, model, optimizer, rng)
     full_histories = user_histories(data.train, len(data.visible))
-    state = fit(
-        "GLLM", Schedule(config.epochs, config.eval_every, config.patience, "recall_at_20"),
-        train_epoch=lambda epoch: _train_epoch(model, optimizer, data, config, rng, epoch, show_progress),
-        validate=lambda: _validate(model, data, config, full_histories),
-        snapshot=lambda: trainable_state(model), state=state, on_epoch_end=on_epoch_end,
-        after_epoch=None if checkpoint_path is None else lambda s: save_checkpoint(checkpoint_path, model, optimizer, rng, s),
-        show_progress=show_progress)
-    if state.best_state is not None:
-        load_trainable_state(model, state.best_state)
+    if config.epochs:
+        state = fit(
+            "GLLM", Schedule(config.epochs, config.eval_every, config.patience, "recall_at_20"),
+            train_epoch=lambda epoch: _train_epoch(model, optimizer, data, config, rng, epoch, show_progress),
+            validate=lambda: _validate(model, data, config, full_histories),
+            snapshot=lambda: trainable_state(model), state=state, on_epoch_end=on_epoch_end,
+            after_epoch=None if checkpoint_path is None else lambda s: save_checkpoint(checkpoint_path, model, optimizer,
+                                                                                      rng, s),
+            show_progress=show_progress)
+        if state.best_state is not None:
+            load_trainable_state(model, state.best_state)
+    if config.head_epochs:
+        state = _train_head(model, data, config, rng, full_histories, state, on_epoch_end, show_progress)
+        if state.best_state is not None:
+            load_trainable_state(model, state.best_state)
+    rows = state.rows
+    if config.blend_grid:
+        rows = rows + choose_blend_weight(model, data, config, full_histories)
     model.eval()
-    return GLLMResult(model, pd.DataFrame(state.rows), state.best_epoch)
+    return GLLMResult(model, pd.DataFrame(rows), state.best_epoch)
+
+
+def choose_blend_weight(model: GLLM, data: GLLMData, config: GLLMConfig,
+                        full_histories: list[np.ndarray]) -> list[dict[str, Any]]:
+    """Set ``model.blend_weight`` to the weight of ``config.blend_grid`` (or 0) that validates best.
+
+    Returns one history row per weight (``phase: blend``). 0 is always a candidate: if no blend
+    beats the graph alone, the model ranks as the graph does.
+    """
+    cache: HiddenCache = {}
+    rows, best = [], (-1.0, 0.0)
+    for weight in sorted({0.0, *config.blend_grid}):
+        model.blend_weight.fill_(weight)
+        metrics = _validate(model, data, config, full_histories, cache)
+        rows.append({"phase": "blend", "blend_weight": weight, **metrics})
+        best = max(best, (metrics["valid_recall_at_20"], weight))
+    model.blend_weight.fill_(best[1])
+    log.info("GLLM blend weight %.2f (validation Recall@20 %.4f)", best[1], best[0])
+    return rows
+
+
+HEAD_PARAMETERS = ("norm", "head", "item_bias", "graph_scale", "log_temperature", "cosine_gate")  # after the LLM
+
+
+def head_parameters(model: GLLM) -> list[torch.nn.Parameter]:
+    """The trainable parameters after the LLM: the GLLM layer (norm, head, item bias, scales)."""
+    return [p for name, p in model.named_parameters() if name.split(".")[0] in HEAD_PARAMETERS and p.requires_grad]
+
+
+def cache_hidden_states(model: GLLM, data: GLLMData, config: GLLMConfig, rng: np.random.Generator,
+                        show_progress: bool | None = None) -> tuple[torch.Tensor, torch.Tensor, list[Example]]:
+    """The LLM's state at the prediction token for ``config.cache_draws`` epochs' examples.
+
+    Returns (users, hidden states, examples) row-aligned; what feeds the LLM is frozen, so each
+    prompt goes through it once, and the head then trains on these rows as long as it needs.
+    """
+    examples = [example for _ in range(config.cache_draws) for example in epoch_examples(data, config, rng)]
+    model.eval()
+    # prompts of similar length share a batch: a batch is padded to its longest prompt
+    order = np.argsort([len(e[1]) for e in examples], kind="stable")
+    hidden = []
+    with torch.no_grad():
+        for lo in tqdm(range(0, len(order), config.scoring_batch_size), desc="cache LLM states", unit="batch",
+                       disable=None if show_progress is None else not show_progress):
+            batch = [examples[i] for i in order[lo : lo + config.scoring_batch_size]]
+            hidden.append(model.hidden(torch.tensor([b[0] for b in batch]), [b[1] for b in batch]))
+    states = torch.empty_like(torch.cat(hidden)) if hidden else torch.zeros(0)
+    if hidden:
+        states[torch.from_numpy(order).to(states.device)] = torch.cat(hidden)
+    return torch.tensor([e[0] for e in examples]), states, examples
+
+
+def _train_head(model: GLLM, data: GLLMData, config: GLLMConfig, rng: np.random.Generator,
+                full_histories: list[np.ndarray], before: TrainingState, on_epoch_end: EpochCallback | None,
+                show_progress: bool | None) -> TrainingState:
+    """Cache-then-train: the GLLM layer alone, many epochs on cached LLM states; early-stopped on validation.
+
+    Starts from the end-to-end phase's best (its score is the one to beat); epochs number on
+    from the end-to-end ones, and each history row says its ``phase``.
+    """
+    start = time.perf_counter()
+    users, hidden, examples = cache_hidden_states(model, data, config, rng, show_progress)
+    cache_seconds = time.perf_counter() - start
+    log.info("Cached %d LLM states (%d draws) in %.1f s", len(examples), config.cache_draws, cache_seconds)
+    optimizer = torch.optim.AdamW(head_parameters(model), lr=config.head_learning_rate, weight_decay=config.weight_decay)
+    validation_cache: HiddenCache = {}
+    offset = before.epoch
+
+    def train_epoch(epoch: int) -> dict[str, Any]:
+        model.train()
+        t0, losses = time.perf_counter(), []
+        order = rng.permutation(len(examples))
+        for lo in range(0, len(order), config.head_batch_size):
+            rows = order[lo : lo + config.head_batch_size]
+            logits = model.logits(users[rows], hidden[rows], model.graph_base)
+            loss = gllm_loss(logits, [examples[r][2] for r in rows], [examples[r][3] for r in rows])
+            check_finite(loss, "GLLM head")
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        return {"phase": "head", "loss": float(np.mean(losses)), "seconds": time.perf_counter() - t0,
+                "cache_seconds": cache_seconds if epoch == 1 else 0.0, "graph_scale": model.graph_scale.item(),
+                "head_norm": float(model.head.weight.detach().norm())}
+
+    if before.best_state is None:  # no end-to-end phase: the starting model (the graph's ranking) is the one to beat
+        start_score = _validate(model, data, config, full_histories, validation_cache)["valid_recall_at_20"]
+        before = TrainingState(before.rows, before.epoch, start_score, before.epoch, trainable_state(model))
+    state = TrainingState(best_score=before.best_score, best_epoch=before.best_epoch, best_state=before.best_state)
+    state = fit("GLLM head", Schedule(config.head_epochs, config.head_eval_every, config.head_patience, "recall_at_20"),
+                train_epoch=train_epoch,
+                validate=lambda: _validate(model, data, config, full_histories, validation_cache),
+                snapshot=lambda: trainable_state(model), state=state,
+                on_epoch_end=None if on_epoch_end is None else lambda e, m: on_epoch_end(offset + e, m),
+                show_progress=show_progress)
+    for row in state.rows:
+        row["epoch"] += offset
+    best_epoch = state.best_epoch + offset if state.best_state is not before.best_state else before.best_epoch
+    return TrainingState(before.rows + state.rows, offset + state.epoch, state.best_score, best_epoch,
+                         state.best_state, state.evals_since_best)
 
 
 def _train_epoch(model: GLLM, optimizer: torch.optim.Optimizer, data: GLLMData, config: GLLMConfig,
@@ -151,15 +273,19 @@ def _train_epoch(model: GLLM, optimizer: torch.optim.Optimizer, data: GLLMData, 
         losses.append(gllm_step(model, optimizer, examples[lo : lo + config.batch_size]))
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
     seconds = time.perf_counter() - start
-    return {"loss": float(np.mean(losses)), "seconds": seconds,
+    return {"phase": "end_to_end", "loss": float(np.mean(losses)), "seconds": seconds,
             "users_per_second": len(examples) / seconds, "graph_scale": model.graph_scale.item(),
             "head_norm": float(model.head.weight.detach().norm()), "peak_memory_mb": peak_memory_mb()}
 
 
-def _validate(model: GLLM, data: GLLMData, config: GLLMConfig, histories: list[np.ndarray]) -> dict[str, float]:
-    """Validation metrics (``valid_*``) with the residual on ``data.eval_base``, and the scoring speed."""
+def _validate(model: GLLM, data: GLLMData, config: GLLMConfig, histories: list[np.ndarray],
+              cache: HiddenCache | None = None) -> dict[str, float]:
+    """Validation metrics (``valid_*``) with the residual on ``data.eval_base``, and the scoring speed.
+
+    ``cache``: hidden states kept between validations, while what feeds the LLM is frozen.
+    """
     base = data.eval_base if data.eval_base is not None else model.graph_base
-    scorer = make_scorer(model, histories, config.history_length, config.scoring_batch_size, base)
+    scorer = make_scorer(model, histories, config.history_length, config.scoring_batch_size, base, cache)
     t0 = time.perf_counter()
     metrics = ranking_metrics(scorer, data.train, data.valid, len(data.visible), data.n_items, [10, 20])
     row = {"scoring_users_per_second": data.valid["user_idx"].nunique() / (time.perf_counter() - t0)}

@@ -139,11 +139,16 @@ def load_projector(artifact: Mapping[str, torch.Tensor], where: str = PROJECTOR_
 
 def check_same_llm(artifact: Mapping[str, torch.Tensor], llm: LLMConfig, where: str = PROJECTOR_WHERE) -> None:
     """Fail unless ``llm`` is the model the projector was aligned with (its tokens live in that LLM's space)."""
-    aligned = _section(require_config(artifact, PROJECTOR_KIND, where), "llm", where).get("model")
+    section = _section(require_config(artifact, PROJECTOR_KIND, where), "llm", where)
+    aligned = section.get("model")
     if aligned != llm.model:
         raise InputError("parameter llm.model", repr(llm.model),
                          f"the LLM the {where} was aligned with, {aligned!r} (set llm.model to it, or {RERUN} "
                          f"to align a projector for {llm.model!r})")
+    if section.get("num_layers") != llm.num_layers:
+        raise InputError("parameter llm.num_layers", llm.num_layers,
+                         f"the layers of the LLM the {where} was aligned with, {section.get('num_layers')} "
+                         f"(set llm.num_layers to it, or {RERUN})")
 
 
 # --------------------------------------------------------------------------- GLTA model and weights artifact
