@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from glta_pipelines.core.artifacts import TensorArtifact
 from glta_pipelines.core.errors import InputError
@@ -36,23 +35,7 @@ from glta_pipelines.core.glta import (
 )
 from glta_pipelines.core.llm import LLMConfig
 from glta_pipelines.datasets import SafetensorsDataset
-from glta_pipelines.core.interactions import SplitConfig, build_id_map, encode_ids, split_per_user
 from glta_pipelines.core.ranking import rank_top_k
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_llm_dir):
-    tokenizer = AutoTokenizer.from_pretrained(tiny_llm_dir)
-    tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
-    return AutoModelForCausalLM.from_pretrained(tiny_llm_dir).eval().requires_grad_(False), tokenizer
-
-
-@pytest.fixture
-def graph(interactions):
-    user_map, item_map = build_id_map(interactions["user_id"], "user_idx"), build_id_map(interactions["item_id"], "item_idx")
-    splits = split_per_user(encode_ids(interactions, user_map, item_map), SplitConfig(seed=1))
-    torch.manual_seed(0)
-    return splits, torch.randn(len(user_map), 8), torch.randn(len(item_map), 8), item_map
 
 
 def _model(tiny, graph, **overrides) -> GLLM:
