@@ -97,6 +97,37 @@ def project(project_copy):
     return project_copy
 
 
+@pytest.fixture(scope="session")
+def full_template(tmp_path_factory, tiny_llm_dir):
+    """One `kedro run --env test --pipelines=full` (tiny LLM) per test session; tests that begin after
+    such a run start from a copy of it (``project_after_full``) instead of training again."""
+    import shutil
+
+    from kedro.framework.startup import bootstrap_project
+
+    from tests.sessions import run
+
+    template = tmp_path_factory.mktemp("full_template")
+    shutil.copytree(ROOT / "conf", template / "conf")
+    shutil.copy(ROOT / "pyproject.toml", template / "pyproject.toml")
+    (template / "src").mkdir()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(template)
+        patch.setenv("GLTA_TEST_LLM", str(tiny_llm_dir))
+        bootstrap_project(template)
+        run(template)
+    return template
+
+
+@pytest.fixture
+def project_after_full(project, full_template):
+    """The project copy in the state one `full` run leaves (data, MLflow store), copied from the template."""
+    from tests.sessions import clone_state
+
+    clone_state(full_template, project)
+    return project
+
+
 @pytest.fixture
 def tiny_llm(tiny_llm_dir, monkeypatch):
     """Sessions use the tiny test LLM (``GLTA_TEST_LLM``), never a download; modules that run

@@ -26,3 +26,21 @@ def runs(project: Path):
     if experiment is None:
         return client, []
     return client, client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"])
+
+
+def clone_state(source: Path, dest: Path) -> None:
+    """Copy a project's run state (data, MLflow store and artifacts) into another project copy, with
+    the store's absolute paths (artifact locations, model sources) re-pointed at ``dest``."""
+    import shutil
+    import sqlite3
+
+    for entry in source.iterdir():
+        if entry.name not in ("conf", "src", "pyproject.toml"):
+            copy = shutil.copytree if entry.is_dir() else shutil.copy2
+            copy(entry, dest / entry.name)
+    with sqlite3.connect(dest / "mlflow.db") as db:
+        for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+            for column in db.execute(f"PRAGMA table_info('{table}')").fetchall():
+                if "CHAR" in column[2].upper() or "TEXT" in column[2].upper():
+                    db.execute(f'UPDATE "{table}" SET "{column[1]}" = replace("{column[1]}", ?, ?) '
+                               f'WHERE "{column[1]}" LIKE ?', (str(source), str(dest), f"%{source}%"))

@@ -20,8 +20,8 @@ def _versions(project: Path, pattern: str) -> dict[str, list[Path]]:
             for folder in sorted(project.glob(pattern)) if folder.is_dir()}
 
 
-def test_two_runs_of_full_are_identical(project):  # noqa: F811
-    run(project)
+def test_two_runs_of_full_are_identical(project_after_full):
+    project = project_after_full  # the first run: the session's template run, copied
     run(project)
     _, found = runs(project)
     assert [r.info.status for r in found] == ["FINISHED", "FINISHED"]

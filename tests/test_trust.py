@@ -94,8 +94,8 @@ def test_mixed_generations_are_refused_naming_the_inputs(project, monkeypatch):
     assert str(weights) in message and "corrupted" in message and "--load-versions" in message
 
 
-def test_gllm_resume_never_continues_a_checkpoint_of_other_inputs_and_names_a_corrupted_one(project):
-    run(project)
+def test_gllm_resume_never_continues_a_checkpoint_of_other_inputs_and_names_a_corrupted_one(project_after_full):
+    project = project_after_full
     checkpoints = project / "data/06_models/gllm_checkpoints"
     (old,) = checkpoints.glob("gllm-*.pt")
     # the same parameters on another split: the old checkpoint (same sizes) must not be resumed
@@ -200,8 +200,8 @@ def test_two_first_runs_at_once_both_finish(project):
     assert sorted(r.info.status for r in found) == ["FINISHED", "FINISHED"]
 
 
-def test_a_run_killed_with_sigkill_is_marked_killed_and_its_partial_outputs_refused(project):
-    run(project)
+def test_a_run_killed_with_sigkill_is_marked_killed_and_its_partial_outputs_refused(project_after_full):
+    project = project_after_full
     process = kedro_run_process(project, "--pipelines=full", "--params",
                                 "graph.split.seed=7,pretrain_gnn.lightgcn.max_epochs=100000,"
                                 f"pretrain_gnn.lightgcn.patience=100000,llm.model={os.environ['GLTA_TEST_LLM']}")

@@ -8,6 +8,8 @@
   the config become metrics or artifacts as soon as they are saved; a failing run is FAILED, an
   interrupted one KILLED.
 - :class:`NodeTimingHook`: every node's wall time.
+- :class:`ModelRegistryHook`: a run that trained and evaluated GLTA logs the recommender as an
+  MLflow model and registers it (``serving/registry.py``).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from mlflow.entities import Param
 from glta_pipelines.core.config import config_from_params
 from glta_pipelines.core.text_encoder import TextEncoderConfig, check_available
 from glta_pipelines.lineage import LineagePlan
-from glta_pipelines.parameters import dataset_source, validate_parameters
+from glta_pipelines.parameters import HOOK_PARAMETERS, dataset_source, validate_parameters
 from glta_pipelines.tracking import (
     PARENT_ENV,
     PROCESS_TAG,
@@ -42,14 +44,22 @@ from glta_pipelines.tracking import (
     client,
     current_run,
     experiment,
+    COMPARISON,
+    METRICS_TABLE,
+    chart_filter,
+    describe_run,
     flatten,
     git_commit,
     log_dict,
+    log_input,
+    method_table,
     log_metrics,
     publish_run,
     resolve_tracking_uri,
     unpublish_run,
 )
+
+SCORE_KEY = "valid_recall_at_20"
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +80,7 @@ class ParameterCheckHook:
         if "params:baselines.text_encoder" in pipeline.inputs():  # a text encoder that is not installed
             check_available(config_from_params(TextEncoderConfig, self._params["baselines"]["text_encoder"],
                                                "baselines.text_encoder"))
-        read = [name[len("params:"):] for name in pipeline.inputs() if name.startswith("params:")]
+        read = [name[len("params:"):] for name in pipeline.inputs() if name.startswith("params:")] + list(HOOK_PARAMETERS)
         for key in flatten(run_params.get("runtime_params") or {}):
             if not any(key == r or key.startswith(f"{r}.") or r.startswith(f"{key}.") for r in read):
                 log.warning("--params %s has no effect: no node of this run reads it (it belongs to a stage "
@@ -167,6 +177,10 @@ class MlflowTrackingHook:
         self._params: dict[str, Any] = {}
         self._project_path = Path.cwd()
         self.run_id: str | None = None
+        self._monitor = None
+        self._logged_inputs: set[str] = set()
+        self._sources: dict[str, str] = {}
+        self._evaluation: dict[str, Any] = {}
 
     @hook_impl
     def after_context_created(self, context) -> None:
@@ -201,7 +215,11 @@ class MlflowTrackingHook:
             PROCESS_TAG: f"{socket.gethostname()}:{os.getpid()}",
         })
         self.run_id = run.info.run_id
-        publish_run(uri, self.run_id, **{k: self._config.get(k) for k in ("metric_tables", "metric_dicts", "artifacts")})
+        self._logged_inputs, self._evaluation = set(), {}
+        self._sources = {name: _filepath(catalog, name) for name in (self._config.get("inputs") or {})}
+        publish_run(uri, self.run_id, **{k: self._config.get(k) for k in ("metric_tables", "metric_dicts", "artifacts",
+                                                                            "chart_metrics", "inputs")})
+        self._start_monitor(uri)
         _end_open_run_on_exit()
         flat = [Param(k, str(v)[:6000]) for k, v in flatten(self._params).items()]
         for start in range(0, len(flat), 100):
@@ -213,24 +231,71 @@ class MlflowTrackingHook:
         run = current_run()  # from the environment: this may be a worker thread or process
         if run is None:
             return
+        charted = chart_filter(run.get("chart_metrics"))
         if dataset_name in (run.get("metric_tables") or []) and isinstance(data, pd.DataFrame):
-            log_metrics({f"{r.split}.{r.method}.{r.metric}_at_{r.k}": r.value for r in data.itertuples()})
+            log_metrics(charted({f"{r.split}.{r.method}.{r.metric}_at_{r.k}": r.value for r in data.itertuples()}))
         metric_dicts = run.get("metric_dicts") or {}
         if dataset_name in metric_dicts and isinstance(data, dict):
-            log_metrics(flatten(data), prefix=f"{metric_dicts[dataset_name]}.")
+            prefix = metric_dicts[dataset_name]
+            log_metrics(charted({f"{prefix}.{k}": v for k, v in flatten(data).items()}))
         if dataset_name in (run.get("artifacts") or []):
             _log_artifact(client(run["tracking_uri"]), run["run_id"], dataset_name, data)
+        self._record(run, dataset_name, data)
+
+    @hook_impl
+    def after_dataset_loaded(self, dataset_name: str, data: Any, node) -> None:
+        run = current_run()
+        if run is not None:
+            self._record(run, dataset_name, data)
+
+    def _record(self, run: dict[str, Any], dataset_name: str, data: Any) -> None:
+        """Inputs named in ``inputs`` become the run's datasets (digest, schema, rows) once each;
+        the evaluation's outputs are kept for the method table and the run's description."""
+        contexts = run.get("inputs") or {}
+        if dataset_name in contexts and isinstance(data, pd.DataFrame) and dataset_name not in self._logged_inputs:
+            self._logged_inputs.add(dataset_name)
+            log_input(data, dataset_name, contexts[dataset_name], self._sources.get(dataset_name, dataset_name))
+        if dataset_name in (METRICS_TABLE, COMPARISON):
+            self._evaluation[dataset_name] = data
 
     @hook_impl
     def after_pipeline_run(self, run_params, run_result, pipeline, catalog) -> None:
+        run = current_run()
+        if run is not None:
+            self._finish_monitor()
+            mlflow_client = client(run["tracking_uri"])
+            if METRICS_TABLE in self._evaluation:
+                table = method_table(self._evaluation[METRICS_TABLE], self._evaluation.get(COMPARISON))
+                mlflow_client.log_table(run["run_id"], table, "evaluate/methods.json")
+            mlflow_client.set_tag(run["run_id"], "mlflow.note.content",
+                                  describe_run(mlflow_client.get_run(run["run_id"]), self._evaluation.get(METRICS_TABLE)))
         _end_run("FINISHED")
 
     @hook_impl
     def on_pipeline_error(self, error: Exception, run_params, pipeline, catalog) -> None:
+        self._finish_monitor()
         run = current_run()
         if run is not None:
             client(run["tracking_uri"]).set_tag(run["run_id"], "error", f"{type(error).__name__}: {error}"[:5000])
         _end_run("FAILED")
+
+    def _start_monitor(self, uri: str) -> None:
+        """CPU, memory, disk, network (and GPU, where present) every ``sampling_interval`` seconds, as
+        MLflow's ``system/*`` metrics of the run."""
+        settings = self._config.get("system_metrics") or {}
+        if not settings.get("enabled", True):
+            return
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # its start/stop lines, every run
+        self._monitor = SystemMetricsMonitor(self.run_id, sampling_interval=float(settings.get("sampling_interval", 10)),
+                                             samples_before_logging=1, tracking_uri=uri)
+        self._monitor.start()
+
+    def _finish_monitor(self) -> None:
+        if self._monitor is not None:
+            monitor, self._monitor = self._monitor, None
+            monitor.finish()
 
     def _tracking_uri(self) -> str:
         return resolve_tracking_uri(self._config.get("tracking_uri", "sqlite:///mlflow.db"), self._project_path)
@@ -303,6 +368,81 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return pid != os.getpid()
+
+
+def _filepath(catalog, name: str) -> str:
+    """Where a catalog entry's data lives (its filepath), or its name when it has none."""
+    try:
+        return str(catalog[name]._describe().get("filepath") or name)
+    except Exception:  # an entry missing from this environment's catalog: its name still identifies it
+        return name
+
+
+class ModelRegistryHook:
+    """A run that trained GLTA and evaluated it logs the recommender as an MLflow model, registers it
+    as ``glta-<dataset>`` and gives the version the alias ``champion`` or ``challenger``
+    (parameters ``registry``; ``serving/registry.py``). Runs without GLTA's weights and metrics log none.
+
+    Registered after :class:`MlflowTrackingHook`, so pluggy calls it first at the end of a run,
+    while the run is still open.
+    """
+
+    NEEDED = {"glta_weights": "gllm_finetune.weights", "backbone_embeddings": "pretrain_gnn.backbone_embeddings",
+              "lightgcn_embeddings": "pretrain_gnn.embeddings", "user_map": "graph.user_map",
+              "item_map": "graph.item_map", "items": "ingest.items", "train": "graph.train", "valid": "graph.valid",
+              "test": "graph.test"}
+
+    def __init__(self) -> None:
+        self._params: dict[str, Any] = {}
+        self._seen: dict[str, Any] = {}
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        self._params = context.params
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
+        self._seen = {}
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, data: Any, node) -> None:
+        if dataset_name in self.NEEDED.values() or dataset_name == METRICS_TABLE:
+            self._seen[dataset_name] = data
+
+    @hook_impl
+    def after_dataset_loaded(self, dataset_name: str, data: Any, node) -> None:
+        if dataset_name in self.NEEDED.values():
+            self._seen.setdefault(dataset_name, data)
+
+    @hook_impl
+    def after_pipeline_run(self, run_params, run_result, pipeline, catalog) -> None:
+        run = current_run()
+        metrics = self._seen.get(METRICS_TABLE)
+        if run is None or "gllm_finetune.weights" not in pipeline.datasets() or metrics is None:
+            return
+        valid = metrics[(metrics["split"] == "valid") & (metrics["method"] == "glta") & (metrics["metric"] == "recall")]
+        if valid.empty:
+            return
+        valid_recall = float(valid.loc[valid["k"] == 20, "value"].iloc[0] if (valid["k"] == 20).any()
+                             else valid.sort_values("k")["value"].iloc[-1])
+        from glta_pipelines.serving.registry import RegistryConfig, input_example, log_recommender, register
+
+        config = config_from_params(RegistryConfig, self._params.get("registry") or {}, "registry")
+        files = {key: self._seen[name] if name in self._seen else catalog[name].load()
+                 for key, name in self.NEEDED.items()}
+        first_user = str(files["user_map"].sort_values("user_idx")["user_id"].iloc[0])
+        example_history = files["item_map"].sort_values("item_idx")["item_id"].astype(str).head(3).tolist()
+        dataset = self._params.get("dataset", {}).get("name", "unknown")
+        info = log_recommender(run["tracking_uri"], run["run_id"], files, input_example(first_user, example_history),
+                               {"dataset": dataset, SCORE_KEY: valid_recall})
+        summary = f"logged model {info.model_uri}"
+        if config.register:
+            name = config.name_for(dataset)
+            version, alias = register(run["tracking_uri"], info, run["run_id"], name, valid_recall, config.champion,
+                                      description=f"GLTA recommender trained on {dataset} (glta-pipelines)")
+            summary = f"registered as {name} version {version} ({alias})"
+            client(run["tracking_uri"]).set_tag(run["run_id"], "registered_model", f"{name}/{version}@{alias}")
+        log.info("GLTA recommender %s; valid Recall@20 %.4f", summary, valid_recall)
 
 
 def _log_artifact(mlflow_client, run_id: str, dataset_name: str, data: Any) -> None:

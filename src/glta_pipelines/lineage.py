@@ -84,11 +84,18 @@ class LineagePlan:
                 path = Path(str(dataset._get_load_path()))
             except DatasetError:
                 version, path = None, None
+            if (path is None or not path.exists()) and name not in self.producer:  # an input users provide
+                folder = Path(str(dataset._filepath))
+                raise InputError(f"catalog entry {name}", f"no version under {folder}",
+                                 f"the table to read, saved as a version: {folder}/<version>/{folder.name} "
+                                 "(README: Batch recommendations)")
             if path is None or not path.exists():
                 stage = self.stage.get(self.producer.get(name, ""), "an earlier run")
                 missing.setdefault(stage, []).append(name if version is None else f"{name} version {version}")
                 continue
             self.inputs[name] = version
+            if name not in self.producer:  # a table users provide (recommend.requests): no upstream to check
+                continue
             self.datasets[name] = read_lineage(path.parent / SIDECAR, name, version, self.producer.get(name, name))
         if missing:
             stages = sorted(missing, key=lambda s: self.stages.index(s) if s in self.stages else len(self.stages))
@@ -133,7 +140,7 @@ class LineagePlan:
 
     def check_source(self, source: str | None) -> None:
         """The ``dataset`` parameter of a run that does not ingest must name its inputs' dataset."""
-        sources = {self.datasets[name].source for name in self.inputs if self.datasets[name].source}
+        sources = {self.datasets[name].source for name in self.inputs if name in self.datasets and self.datasets[name].source}
         if source is not None and sources and source not in sources:
             raise LineageError("parameter dataset", source,
                                f"{sorted(sources)[0]}, the dataset this run's inputs were ingested from "

@@ -26,6 +26,7 @@ from glta_pipelines.core.rlmrec_con import RLMRecConConfig
 from glta_pipelines.core.rlmrec_gen import RLMRecGenConfig
 from glta_pipelines.core.text_encoder import TextEncoderConfig
 from glta_pipelines.pipelines.evaluate.pipeline import METHODS as EVALUATED_METHODS
+from glta_pipelines.serving.registry import RecommendConfig, RegistryConfig
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,11 @@ SCHEMA: dict[str, Any] = {
     "align_tokens": {"alignment": AlignConfig},
     "gllm_finetune": {"checkpoint_dir": str, "gllm": GLLMConfig},
     "evaluate": {"evaluation": Evaluation},
+    "registry": RegistryConfig,
+    "recommend": RecommendConfig,
 }
+# Read by hooks, not nodes (``hooks.ModelRegistryHook``): `--params registry.*` takes effect in any run.
+HOOK_PARAMETERS = ("registry",)
 
 
 def dataset_source(dataset: Mapping[str, Any]) -> str:

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from glta_pipelines.pipelines import align_tokens, baselines, evaluate, gllm_finetune, graph, ingest, pretrain_gnn
+from glta_pipelines.pipelines import (
+    align_tokens,
+    baselines,
+    evaluate,
+    gllm_finetune,
+    graph,
+    ingest,
+    pretrain_gnn,
+    recommend,
+)
 
 # In run order.
 STAGES = {
@@ -25,7 +34,8 @@ PARTIAL = {
 
 def register_pipelines() -> dict[str, Pipeline]:
     """Each stage by name, ``full`` = all stages, ``__default__`` = ``full``, plus :data:`PARTIAL`
-    and ``paper``: ``full`` with every baseline of the GLTA paper's comparison."""
+    ``paper``: ``full`` with every baseline of the GLTA paper's comparison, and ``recommend``: batch
+    recommendations from a registered model."""
     pipelines = {name: create() for name, create in STAGES.items()}
     partial = {name: sum((pipelines[s] for s in stages), Pipeline([])) for name, stages in PARTIAL.items()}
     pipelines["full"] = sum(pipelines.values(), Pipeline([]))
@@ -33,5 +43,6 @@ def register_pipelines() -> dict[str, Pipeline]:
              "evaluate": lambda: evaluate.create_pipeline(evaluate.PAPER_METHODS)}
     pipelines["paper"] = sum((create() for create in paper.values()), Pipeline([]))
     pipelines.update(partial)
+    pipelines["recommend"] = recommend.create_pipeline()  # scoring with a registered model: not part of full
     pipelines["__default__"] = pipelines["full"]
     return pipelines

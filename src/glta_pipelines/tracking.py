@@ -13,13 +13,16 @@ import contextlib
 import json
 import math
 import os
+import re
 import subprocess
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from filelock import FileLock
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
@@ -124,3 +127,70 @@ def log_dict(data: Mapping[str, Any], artifact_file: str) -> None:
 def epoch_logger(prefix: str) -> Callable[[int, dict[str, float]], None]:
     """Callback ``(epoch, metrics)`` that logs ``<prefix>.<metric>`` at ``step=epoch``."""
     return lambda epoch, metrics: log_metrics(metrics, step=epoch, prefix=f"{prefix}.")
+
+
+METRICS_TABLE, COMPARISON = "evaluate.metrics", "evaluate.comparison"
+
+
+def chart_filter(patterns: list[str] | None) -> Callable[[Mapping[str, float]], dict[str, float]]:
+    """Keeps the metrics whose names match one of ``patterns`` (regular expressions); all without patterns.
+
+    Tables and dicts of numbers (every method's every metric, the comparison's intervals) are too
+    many to chart: the flat metrics keep what people chart, the whole tables are artifacts.
+    """
+    compiled = [re.compile(p) for p in patterns or []]
+    if not compiled:
+        return dict
+    return lambda metrics: {k: v for k, v in metrics.items() if any(p.search(k) for p in compiled)}
+
+
+def log_input(data: pd.DataFrame, name: str, context: str, source: str) -> None:
+    """Record ``data`` as an input dataset of the published run: name, digest, schema and row count."""
+    run = current_run()
+    if run is None:
+        return
+    import mlflow.data
+    from mlflow.entities import DatasetInput, InputTag
+
+    with warnings.catch_warnings():  # MLflow registers its local-file source twice and says so on every call
+        warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple ways")
+        dataset = mlflow.data.from_pandas(data, source=source, name=name)
+    client(run["tracking_uri"]).log_inputs(run["run_id"], datasets=[
+        DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)])])
+
+
+def method_table(metrics: pd.DataFrame, comparison: Mapping[str, Any] | None) -> pd.DataFrame:
+    """One row per (method, metric, k): valid and test values, and on test the difference from the
+    comparison's reference with its 95% bootstrap interval."""
+    wide = metrics.pivot_table(index=["method", "metric", "k"], columns="split", values="value").reset_index()
+    wide.columns.name = None
+    order = {m: i for i, m in enumerate(dict.fromkeys(metrics["method"]))}
+    wide = wide.sort_values(["method", "metric", "k"], key=lambda c: c.map(order) if c.name == "method" else c)
+    comparison = dict(comparison or {})
+    reference = comparison.get("reference")
+    fields = ("relative_difference", "ci95_low", "ci95_high", "share_of_resamples_above_zero")
+    for name in fields:
+        wide[f"test_{name}"] = [
+            (comparison.get(r.method) or {}).get(f"{r.metric}_at_{r.k}", {}).get(name) for r in wide.itertuples()]
+    wide["reference"] = reference
+    return wide.reset_index(drop=True)
+
+
+def describe_run(run, metrics: pd.DataFrame | None) -> str:
+    """The run's description in the MLflow UI: what ran, on what, its headline metric and its model."""
+    tags = run.data.tags
+    lines = [f"`kedro run --pipelines={tags.get('pipeline_names', '?')}` on {tags.get('dataset', '?')} "
+             f"(env {tags.get('kedro_env') or 'local'}, commit {tags.get('git_commit', '?')[:8]})."]
+    if metrics is not None and len(metrics):
+        test = metrics[(metrics["split"] == "test") & (metrics["metric"].isin(["recall", "ndcg"]))
+                       & (metrics["k"] == 20)].set_index(["method", "metric"])["value"]
+        methods = list(dict.fromkeys(metrics["method"]))
+        headline = [f"{m} {test[(m, 'recall')]:.4f} / {test[(m, 'ndcg')]:.4f}" for m in methods
+                    if (m, "recall") in test.index and (m, "ndcg") in test.index]
+        if headline:
+            lines.append("Test Recall@20 / NDCG@20: " + "; ".join(headline) + ".")
+    if tags.get("runtime_params", "{}") != "{}":
+        lines.append(f"Parameters changed on the command line: `{tags['runtime_params']}`.")
+    if tags.get("registered_model"):
+        lines.append(f"Model: `{tags['registered_model']}` (name/version@alias in the registry).")
+    return "\n\n".join(lines)

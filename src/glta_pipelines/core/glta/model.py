@@ -76,10 +76,16 @@ class GLLM(nn.Module):
         """The backbone graph embeddings as residual base: what training scores against."""
         return self.graph_user, self.graph_item
 
-    def hidden(self, users: torch.Tensor, histories: list[np.ndarray]) -> torch.Tensor:
-        """(B, d_llm) representation of each user's prompt at the prediction token."""
+    def hidden(self, users: torch.Tensor | None, histories: list[np.ndarray],
+               user_vectors: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, d_llm) representation of each user's prompt at the prediction token.
+
+        ``user_vectors`` (B, d_gnn) replace the rows of known ``users`` in the graph: a new user's
+        graph embedding, built from its history (:mod:`glta_pipelines.core.recommender`).
+        """
         device = self.graph_item.device
-        user_tokens = self.user_projector(self.graph_user[users.to(device)])
+        graph = self.graph_user[users.to(device)] if user_vectors is None else user_vectors.to(device)
+        user_tokens = self.user_projector(graph)
         item_tokens = [self.history_tokens(self.item_projector(self.graph_item[torch.from_numpy(h).to(device)]))
                        for h in histories]
         if self.config.encoder == "mean":
@@ -103,8 +109,12 @@ class GLLM(nn.Module):
         return torch.stack([chunk.mean(0) for chunk in torch.tensor_split(tokens, min(self.config.history_chunks,
                                                                                        len(tokens)))])
 
-    def logits(self, users: torch.Tensor, hidden: torch.Tensor, base: Base) -> torch.Tensor:
-        """(B, n_items) GLLM logits: every item scored; ``base`` is the residual's (user, item) embeddings."""
+    def logits(self, users: torch.Tensor | None, hidden: torch.Tensor, base: Base,
+               base_users: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, n_items) GLLM logits: every item scored; ``base`` is the residual's (user, item) embeddings.
+
+        ``base_users`` (B, d) replace the rows of ``users`` in the base: new users' base embeddings.
+        """
         z = self.head(self.norm(hidden))
         if self.config.scoring_space == "free":  # E4SRec's head: one free weight vector per item
             correction = z
@@ -121,7 +131,8 @@ class GLLM(nn.Module):
         if not self.config.residual and not blending:
             return correction
         base_user, base_item = (b.to(correction.device) for b in base)
-        graph = base_user[users.to(correction.device)] @ base_item.T
+        rows = base_user[users.to(correction.device)] if base_users is None else base_users.to(correction.device)
+        graph = rows @ base_item.T
         if blending:
             return zscore(graph) + self.blend_weight * zscore(correction)
         return self.graph_scale * graph + correction

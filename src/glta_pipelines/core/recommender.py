@@ -1,0 +1,299 @@
+"""Recommendations on request, for known users and for users the graph has never seen.
+
+One contract for Python, REST (the MLflow model, ``serving/``) and batch (the ``recommend``
+pipeline). A request is a mapping:
+
+- a known user: ``{"user_id": 7, "k": 10}``; the prompt shows the user's known items;
+- a new user: ``{"history": [50, 172, 181], "k": 10}``; the user's graph embeddings are
+  *folded in* from the history (below) and the history goes into the prompt as for any user;
+- optional ``exclude``: items never to recommend. Known items, the history and ``exclude`` never
+  appear in the answer. ``k`` defaults to 10.
+
+Ids are the source data's own ids; ``7``, ``7.0`` and ``"7"`` name the same id. Unknown item ids
+in a history or in ``exclude`` are ignored and listed in the answer's ``ignored_items``; a
+history with no known item gets the most popular items, flagged ``fallback: popularity``.
+Anything else that is wrong (an unknown ``user_id``, ``k`` out of range, a history that is not a
+list, both or neither of ``user_id`` and ``history``) raises :class:`RequestError` naming the
+request and the field.
+
+**Fold-in of a new user.** LightGCN's first propagation step gives a user the (normalised) sum of
+its items' embeddings; a new user's vector is the mean of its history items' final embeddings,
+mapped by a linear map fitted by ridge regression on the known users (their mean item embedding
+-> their trained embedding). This is done for both embedding sets the model reads: the backbone
+(user token) and LightGCN (the base the GLLM blends with).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from glta_pipelines.core.errors import InputError
+from glta_pipelines.core.glta.examples import user_histories
+from glta_pipelines.core.glta.model import GLLM, Base
+
+DEFAULT_K = 10
+FIELDS = ("user_id", "history", "k", "exclude")
+ANSWER_COLUMNS = ["request", "user_id", "rank", "item_id", "title", "score", "fallback", "ignored_items"]
+
+
+class RequestError(InputError):
+    """A bad recommendation request: names the request (its row) and the field."""
+
+    def __init__(self, row: int, field_name: str, found: object, expected: str) -> None:
+        super().__init__(f"request {row}, field {field_name!r}", found, expected)
+        self.row, self.field_name = row, field_name
+
+    def __reduce__(self):
+        return type(self), (self.row, self.field_name, self.found, self.expected)
+
+
+@dataclass(frozen=True)
+class Request:
+    """A checked request in indices: ``user`` is None for a new user."""
+
+    row: int
+    user_id: Any
+    user: int | None
+    history: np.ndarray  # item indices shown in the prompt, oldest first
+    exclude: np.ndarray  # item indices never recommended (history, known items, exclude)
+    k: int
+    ignored: list[str] = field(default_factory=list)
+
+
+def normalise_id(value: Any) -> str | None:
+    """The string form of an id: ``7``, ``7.0``, ``np.int64(7)`` and ``"7"`` are ``"7"``; None for missing."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return str(value)
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    return str(value).strip()
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
+
+
+def _as_list(value: Any, row: int, name: str) -> list | None:
+    """A list-like request field as a list; None when absent."""
+    if _missing(value):
+        return None
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    raise RequestError(row, name, f"{type(value).__name__} {value!r}"[:200], "a list of item ids, e.g. [50, 172, 181]")
+
+
+def fold_in_map(item_embeddings: torch.Tensor, user_embeddings: torch.Tensor, histories: Sequence[np.ndarray],
+                ridge: float = 1e-3) -> torch.Tensor:
+    """(d, d) ridge map from a user's mean history-item embedding to its trained embedding.
+
+    Fitted on the users with a history; ``ridge`` is relative to the mean squared feature.
+    """
+    users = [u for u, h in enumerate(histories) if len(h)]
+    if not users:
+        return torch.eye(item_embeddings.shape[1], dtype=torch.float64)
+    features = torch.stack([item_embeddings[torch.from_numpy(histories[u])].double().mean(0) for u in users])
+    targets = user_embeddings[users].double()
+    gram = features.T @ features
+    penalty = ridge * gram.diagonal().mean() * torch.eye(gram.shape[0], dtype=gram.dtype)
+    return torch.linalg.solve(gram + penalty, features.T @ targets)
+
+
+class Recommender:
+    """A trained GLTA model with what it needs to answer requests: id maps, titles, known histories.
+
+    ``known`` holds every known interaction (user_idx, item_idx, timestamp); the fold-in maps are
+    fitted on ``fit_histories`` (the training split), so held-out items never shape them.
+    """
+
+    def __init__(self, model: GLLM, base: Base, user_ids: Sequence[str], item_ids: Sequence[str],
+                 titles: Sequence[str | None], known: list[np.ndarray], fit_histories: list[np.ndarray],
+                 popularity: np.ndarray) -> None:
+        self.model, self.base = model.eval(), base
+        self.user_ids, self.item_ids = [str(u) for u in user_ids], [str(i) for i in item_ids]
+        self.user_index = {u: i for i, u in enumerate(self.user_ids)}
+        self.item_index = {item: i for i, item in enumerate(self.item_ids)}
+        self.titles = list(titles)
+        self.known = known
+        self.popularity = np.asarray(popularity, dtype=np.float64)
+        self.fold_graph = fold_in_map(model.graph_item.cpu(), model.graph_user.cpu(), fit_histories)
+        self.fold_base = fold_in_map(base[1].cpu(), base[0].cpu(), fit_histories)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    # ------------------------------------------------------------------ parsing
+    def parse(self, requests: Sequence[Mapping[str, Any]]) -> list[Request]:
+        """Check every request and translate its ids; the first bad one raises :class:`RequestError`."""
+        return [self._parse(row, request) for row, request in enumerate(requests)]
+
+    def _parse(self, row: int, request: Mapping[str, Any]) -> Request:
+        if not isinstance(request, Mapping):
+            raise RequestError(row, "request", type(request).__name__, f"a mapping with the fields {list(FIELDS)}")
+        unknown = sorted(set(request) - set(FIELDS))
+        if unknown:
+            raise RequestError(row, unknown[0], "an unknown field", f"only the fields {list(FIELDS)}")
+        k = self._k(row, request.get("k"))
+        user_id = normalise_id(request.get("user_id"))
+        history = _as_list(request.get("history"), row, "history")
+        exclude = _as_list(request.get("exclude"), row, "exclude") or []
+        if (user_id is None) == (history is None):
+            raise RequestError(row, "user_id" if user_id is None else "history",
+                               "both user_id and history" if user_id is not None else "neither user_id nor history",
+                               "either a known user's user_id or a new user's history (a list of item ids)")
+        ignored: list[str] = []
+        excluded = self._items(exclude, ignored)
+        if user_id is not None:
+            if user_id not in self.user_index:
+                raise RequestError(row, "user_id", repr(request.get("user_id")),
+                                   f"the id of one of the {len(self.user_ids):,} known users "
+                                   "(or a history, for a new user)")
+            user = self.user_index[user_id]
+            shown = self.known[user]
+            return Request(row, user_id, user, shown, np.union1d(shown, excluded), k, ignored)
+        shown = self._items(history, ignored)
+        _, first = np.unique(shown, return_index=True)
+        shown = shown[np.sort(first)]  # each item once, in the order given
+        return Request(row, None, None, shown, np.union1d(shown, excluded), k, ignored)
+
+    def _k(self, row: int, value: Any) -> int:
+        if _missing(value):
+            return DEFAULT_K
+        expected = f"an integer from 1 to {self.n_items:,} (the catalogue size)"
+        numeric = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+        if not numeric or not float(value).is_integer() or not 1 <= float(value) <= self.n_items:
+            raise RequestError(row, "k", repr(value), expected)
+        return int(value)
+
+    def _items(self, ids: list, ignored: list[str]) -> np.ndarray:
+        found = []
+        for value in ids:
+            key = normalise_id(value)
+            if key in self.item_index:
+                found.append(self.item_index[key])
+            else:
+                ignored.append(str(value))
+        return np.array(found, dtype=np.int64)
+
+    # ------------------------------------------------------------------ scoring
+    def fold_in(self, histories: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(graph, base) user vectors of new users from their histories (each non-empty)."""
+        def mean(items: torch.Tensor) -> torch.Tensor:
+            return torch.stack([items[torch.from_numpy(h)].double().mean(0) for h in histories])
+        graph = (mean(self.model.graph_item.cpu()) @ self.fold_graph).float()
+        base = (mean(self.base[1].cpu()) @ self.fold_base).float()
+        return graph, base
+
+    def scores(self, requests: Sequence[Request]) -> torch.Tensor:
+        """(len(requests), n_items) GLTA scores of requests that have a history."""
+        config = self.model.config
+        out = []
+        with torch.no_grad():
+            for lo in range(0, len(requests), config.scoring_batch_size):
+                batch = requests[lo:lo + config.scoring_batch_size]
+                shown = [r.history[-config.history_length:] for r in batch]
+                if all(r.user is not None for r in batch):
+                    users = torch.tensor([r.user for r in batch])
+                    hidden = self.model.hidden(users, shown)
+                    out.append(self.model.logits(users, hidden, self.base).cpu())
+                    continue
+                # new users get folded-in vectors; known users in the same batch keep their trained ones
+                graph, base = self.fold_in([r.history for r in batch])
+                for row, r in enumerate(batch):
+                    if r.user is not None:
+                        graph[row], base[row] = self.model.graph_user[r.user].cpu(), self.base[0][r.user].cpu()
+                hidden = self.model.hidden(None, shown, user_vectors=graph)
+                out.append(self.model.logits(None, hidden, self.base, base_users=base).cpu())
+        return torch.cat(out) if out else torch.zeros(0, self.n_items)
+
+    def recommend(self, requests: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+        """Ranked items for each request: columns :data:`ANSWER_COLUMNS`, ``rank`` from 1."""
+        parsed = self.parse(requests)
+        personal = [r for r in parsed if len(r.history)]
+        scores = dict(zip((r.row for r in personal), self.scores(personal))) if personal else {}
+        frames = []
+        popularity = torch.from_numpy(self.popularity).float()
+        for r in parsed:
+            row_scores = scores[r.row].clone() if r.row in scores else popularity.clone()
+            row_scores[torch.from_numpy(r.exclude)] = -math.inf
+            top = torch.topk(row_scores, max(0, min(r.k, self.n_items - len(r.exclude))))
+            items = top.indices.numpy()
+            frames.append(pd.DataFrame({
+                "request": r.row, "user_id": r.user_id, "rank": np.arange(1, len(items) + 1),
+                "item_id": [self.item_ids[i] for i in items], "title": [self.titles[i] for i in items],
+                "score": top.values.numpy().astype(np.float64),
+                "fallback": "" if r.row in scores else "popularity",
+                "ignored_items": [list(r.ignored)] * len(items),
+            }))
+        if not frames:
+            return pd.DataFrame(columns=ANSWER_COLUMNS)
+        return pd.concat(frames, ignore_index=True)[ANSWER_COLUMNS]
+
+
+def build_recommender(model: GLLM, base: Base, user_map: pd.DataFrame, item_map: pd.DataFrame,
+                      items: pd.DataFrame, known: pd.DataFrame, train: pd.DataFrame) -> Recommender:
+    """A :class:`Recommender` from the run's tables: id maps, items (titles), every known interaction
+    and the training split (fold-in fit, popularity fallback)."""
+    n_users, n_items = len(user_map), len(item_map)
+    user_ids = user_map.sort_values("user_idx")["user_id"].astype(str).tolist()
+    item_order = item_map.sort_values("item_idx")
+    titles = item_order[["item_id"]].astype(str).merge(
+        items[["item_id", "title"]].astype({"item_id": str}), on="item_id", how="left")["title"]
+    popularity = np.bincount(train["item_idx"].to_numpy(), minlength=n_items)
+    return Recommender(model, base, user_ids, item_order["item_id"].astype(str).tolist(),
+                       [None if pd.isna(t) else str(t) for t in titles], user_histories(known, n_users),
+                       user_histories(train, n_users), popularity)
+
+
+def requests_from_table(table: pd.DataFrame, where: str, default_k: int = DEFAULT_K) -> list[dict[str, Any]]:
+    """Rows of a requests table (CSV or Parquet) as requests: empty cells are absent fields, ``k``
+    defaults to ``default_k``; in a CSV a history is ``50 172 181`` (spaces, commas or semicolons) or
+    a JSON list ``[50, 172, 181]``, in Parquet a list column."""
+    unknown = [c for c in table.columns if c not in FIELDS]
+    if unknown or not {"user_id", "history"} & set(table.columns):
+        raise InputError(f"{where} columns", list(table.columns),
+                         "user_id (known users) and/or history (new users), optionally k and exclude; no others"
+                         + (f" (unknown: {unknown})" if unknown else ""))
+    requests = []
+    for record in table.to_dict("records"):
+        request = {key: _cell(key, value) for key, value in record.items() if not _missing_cell(value)}
+        request.setdefault("k", default_k)
+        requests.append(request)
+    return requests
+
+
+def _missing_cell(value: Any) -> bool:
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return False
+    return _missing(value) or (isinstance(value, str) and not value.strip())
+
+
+def _cell(key: str, value: Any) -> Any:
+    """A table cell as a request field: a list field's text (``50 172 181`` or ``[50, 172, 181]``) or
+    single number (a one-item CSV history) as a list; other values as they are."""
+    if key not in ("history", "exclude") or isinstance(value, (list, tuple, np.ndarray)):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError:
+                return value  # reported as "not a list" with the request's row
+        return [p for p in re.split(r"[\s,;]+", text) if p]
+    return [value]

@@ -1,0 +1,28 @@
+"""Nodes of ``recommend``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mlflow
+import pandas as pd
+
+from glta_pipelines.core.config import config_from_params
+from glta_pipelines.core.recommender import requests_from_table
+from glta_pipelines.serving.registry import RecommendConfig, load_registered
+from glta_pipelines.tracking import current_run
+
+
+def recommend(requests: pd.DataFrame, recommend: dict[str, Any], dataset: dict[str, Any]) -> pd.DataFrame:
+    """Ranked items for every row of ``requests`` (columns user_id or history, optional k and exclude),
+    from the registered model ``recommend.model_name@recommend.alias``.
+
+    The model is loaded here, like the LLM in the training nodes: it holds an LLM, which must never
+    travel between nodes. It comes from the run's tracking store (``conf/<env>/mlflow.yml``).
+    """
+    config = config_from_params(RecommendConfig, recommend, "recommend")
+    rows = requests_from_table(requests, "recommend.requests", config.k)
+    run = current_run()
+    uri = run["tracking_uri"] if run else mlflow.get_tracking_uri()
+    model = load_registered(uri, config.model_name or f"glta-{dataset.get('name', 'unknown')}", config.alias)
+    return model.predict(pd.DataFrame(rows))
