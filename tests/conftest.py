@@ -13,6 +13,15 @@ os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` run only where a GPU is visible."""
+    if not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="no CUDA device visible")
+        for item in items:
+            if "cuda" in item.keywords:
+                item.add_marker(skip)
+
+
 def make_interactions(n_users: int = 60, n_items: int = 40, per_user: int = 12, seed: int = 0) -> pd.DataFrame:
     """Ratings where users in two communities prefer two halves of the catalogue."""
     rng = np.random.default_rng(seed)

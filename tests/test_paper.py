@@ -21,7 +21,7 @@ DATASET = {"name": "generic", "path": str(FIXTURES / "generic")}
 
 
 def test_paper_pipeline_reports_every_method_in_one_run(project):
-    run(project, {"dataset": DATASET}, pipeline="paper")
+    run(project, {"dataset": DATASET, "registry": {"log_model": False}}, pipeline="paper")
     client, found = runs(project)
     assert len(found) == 1 and found[0].info.status == "FINISHED"
     metrics = found[0].data.metrics
@@ -38,7 +38,8 @@ def test_paper_pipeline_reports_every_method_in_one_run(project):
 
 
 def test_seeds_command_nests_one_run_per_seed_and_summarises_them(project):
-    params = f"dataset.name=generic,dataset.path={DATASET['path']},llm.model={os.environ['GLTA_TEST_LLM']}"
+    params = (f"dataset.name=generic,dataset.path={DATASET['path']},llm.model={os.environ['GLTA_TEST_LLM']},"
+              "registry.log_model=false")  # no model per seed: logging is tested in test_serving
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
     result = subprocess.run([sys.executable, "-m", "kedro", "seeds", "--env", "test", "--pipeline", "full",
                              "--seeds", "2025,2026", "--params", params, "--output", "table.md"],

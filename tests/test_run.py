@@ -56,9 +56,11 @@ def test_interrupted_run_is_closed_as_killed(project):
 @pytest.mark.parametrize("adapter", sorted(p.name for p in FIXTURES.iterdir()))
 def test_full_run_on_each_adapter_fixture(project, adapter):
     """`kedro run --pipelines=full --params "dataset.name=<adapter>,dataset.path=<dir>"` on fixture data."""
-    run(project, {"dataset": {"name": adapter, "path": str(FIXTURES / adapter)}})
+    # no model per adapter (registry.log_model: false; logging and registering are tested in test_serving)
+    run(project, {"dataset": {"name": adapter, "path": str(FIXTURES / adapter)}, "registry": {"log_model": False}})
     client, found = runs(project)
     mlflow_run = found[0]
+    assert not client.search_logged_models(experiment_ids=[mlflow_run.info.experiment_id])
     assert mlflow_run.info.status == "FINISHED" and mlflow_run.data.tags["dataset"] == adapter
     metrics = mlflow_run.data.metrics
     assert 0 <= metrics["test.glta.recall_at_20"] <= 1
@@ -67,3 +69,26 @@ def test_full_run_on_each_adapter_fixture(project, adapter):
     assert metrics["data_quality.final.n_interactions"] == metrics["graph.n_interactions"]
     artifacts = {a.path for a in client.list_artifacts(mlflow_run.info.run_id, "graph")}
     assert "graph/data_quality.json" in artifacts
+
+
+def test_tasks_of_one_dag_log_into_the_orchestrators_run(project, monkeypatch):
+    """An orchestrator passes its run as MLFLOW_RUN_ID: each Kedro task logs into it and leaves it open."""
+    from glta_pipelines.tracking import experiment
+
+    uri = f"sqlite:///{project / 'mlflow.db'}"
+    dag_run = runs(project)[0].create_run(experiment(uri, "glta-pipelines"), run_name="airflow-dag").info.run_id
+    monkeypatch.setenv("MLFLOW_RUN_ID", dag_run)
+    run(project, pipeline="ingest")
+    run(project, pipeline="graph")
+    client, found = runs(project)
+    assert [r.info.run_id for r in found] == [dag_run]  # no run of its own
+    joined = found[0]
+    assert joined.info.status == "RUNNING" and joined.data.tags["kedro_tasks"] == "ingest,graph"
+    assert "data_quality.interactions.kept" in joined.data.metrics and "graph.n_users" in joined.data.metrics
+    assert {"time.ingest.read_dataset", "time.graph.split_interactions"} <= set(joined.data.metrics)
+    client.set_terminated(dag_run, "FINISHED")
+    with pytest.raises(InputError, match=r"environment variable MLFLOW_RUN_ID: found run \w+, which is FINISHED"):
+        run(project, pipeline="ingest")
+    monkeypatch.setenv("MLFLOW_RUN_ID", "0" * 32)
+    with pytest.raises(InputError, match="environment variable MLFLOW_RUN_ID: found '0000"):
+        run(project, pipeline="ingest")

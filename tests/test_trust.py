@@ -34,11 +34,13 @@ def files(project: Path) -> set[Path]:
     return {p for p in (project / "data").rglob("*") if p.is_file()} if (project / "data").exists() else set()
 
 
-def test_mixed_generations_are_refused_naming_the_inputs(project, monkeypatch):
-    # run from a subfolder: every relative path still resolves against the project root
+def test_mixed_generations_are_refused_naming_the_inputs(project_after_full, monkeypatch):
+    project = project_after_full  # after a `full` run
+    # run from a subfolder: every relative path (catalog, checkpoints, LLM cache) resolves against the project root
     (project / "notebooks").mkdir()
     monkeypatch.chdir(project / "notebooks")
-    run(project)
+    (project / "data/06_models/gllm_checkpoints").rename(project / "data/06_models/old_checkpoints")
+    run(project, pipeline="gllm_finetune")
     assert list((project / "data/06_models/gllm_checkpoints").glob("gllm-*.pt"))
     assert not (project / "notebooks/data").exists()
     # every output records what it was built from
@@ -59,7 +61,7 @@ def test_mixed_generations_are_refused_naming_the_inputs(project, monkeypatch):
                                            r"align_tokens,gllm_finetune,evaluate`"):
         run(project, pipeline="evaluate")
     assert files(project) == before  # refused before any node: nothing written, no MLflow run
-    assert len(runs(project)[1]) == 2
+    assert len(runs(project)[1]) == 3  # full (the template's), gllm_finetune, graph
 
     # 2. --load-versions: a mix is refused, one generation is accepted
     second = versions(project, "data/05_model_input/train.parquet")[-1]
@@ -163,10 +165,9 @@ def test_cli_known_errors_are_one_line_and_lists_have_a_working_form(project, mo
 
 
 @pytest.mark.parametrize("runner", ["ThreadRunner", "ParallelRunner"])
-def test_other_runners_log_what_a_sequential_run_logs(project, runner):
+def test_other_runners_log_what_a_sequential_run_logs(project_after_full, runner):
     """`kedro run --runner=...` in its own process, as a user runs it (ParallelRunner forks workers)."""
-    run(project, pipeline="ingest")
-    run(project, pipeline="graph")
+    project = project_after_full
     run(project, pipeline="pretrain_gnn")
     process = kedro_run_process(project, "--pipelines=pretrain_gnn", f"--runner={runner}")
     output = process.communicate(timeout=300)[0]

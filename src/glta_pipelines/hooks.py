@@ -34,6 +34,7 @@ from matplotlib.figure import Figure
 from mlflow.entities import Param
 
 from glta_pipelines.core.config import config_from_params
+from glta_pipelines.core.errors import InputError
 from glta_pipelines.core.text_encoder import TextEncoderConfig, check_available
 from glta_pipelines.lineage import LineagePlan
 from glta_pipelines.parameters import HOOK_PARAMETERS, dataset_source, validate_parameters
@@ -60,6 +61,7 @@ from glta_pipelines.tracking import (
 )
 
 SCORE_KEY = "valid_recall_at_20"
+JOIN_ENV = "MLFLOW_RUN_ID"  # set by an orchestrator: every task of one DAG logs into this run
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +198,11 @@ class MlflowTrackingHook:
         experiment_id = experiment(uri, self._config.get("experiment_name", "glta-pipelines"))  # first: under the lock
         mlflow_client = client(uri)
         _close_stale_runs(mlflow_client, experiment_id)
+        joined = os.environ.get(JOIN_ENV)  # a task of an orchestrated DAG: log into the DAG's run
+        if joined:
+            self.run_id = _join_run(mlflow_client, joined, pipelines)
+            self._start_run(uri, catalog, joined=True)
+            return
         parent = os.environ.get(PARENT_ENV)  # one seed of `kedro seeds`: a nested run under its parent
         nesting = {"mlflow.parentRunId": parent, "seed": os.environ.get(SEED_ENV, "")} if parent else {}
         if parent:
@@ -215,16 +222,27 @@ class MlflowTrackingHook:
             PROCESS_TAG: f"{socket.gethostname()}:{os.getpid()}",
         })
         self.run_id = run.info.run_id
+        self._start_run(uri, catalog, joined=False)
+
+    def _start_run(self, uri: str, catalog, joined: bool) -> None:
+        """Publish the run, start its system metrics, log the parameters (those a joined run lacks)."""
+        mlflow_client = client(uri)
         self._logged_inputs, self._evaluation = set(), {}
         self._sources = {name: _filepath(catalog, name) for name in (self._config.get("inputs") or {})}
-        publish_run(uri, self.run_id, **{k: self._config.get(k) for k in ("metric_tables", "metric_dicts", "artifacts",
-                                                                            "chart_metrics", "inputs")})
+        publish_run(uri, self.run_id, joined=joined, **{k: self._config.get(k) for k in (
+            "metric_tables", "metric_dicts", "artifacts", "chart_metrics", "inputs")})
         self._start_monitor(uri)
         _end_open_run_on_exit()
+        logged = mlflow_client.get_run(self.run_id).data.params if joined else {}
         flat = [Param(k, str(v)[:6000]) for k, v in flatten(self._params).items()]
+        conflicting = [p.key for p in flat if p.key in logged and logged[p.key] != p.value]
+        if conflicting:  # MLflow parameters are write-once: the DAG's first task set them
+            log.warning("MLflow run %s already has other values of %s: this task's values are not logged",
+                        self.run_id, conflicting[:5])
+        flat = [p for p in flat if p.key not in logged]
         for start in range(0, len(flat), 100):
             mlflow_client.log_batch(self.run_id, params=flat[start:start + 100])
-        log.info("MLflow run %s in %s", self.run_id, uri)
+        log.info("MLflow run %s in %s%s", self.run_id, uri, " (joined: MLFLOW_RUN_ID)" if joined else "")
 
     @hook_impl
     def after_dataset_saved(self, dataset_name: str, data: Any, node) -> None:
@@ -342,10 +360,31 @@ def _end_open_run_on_exit() -> None:
 
 
 def _end_run(status: str) -> None:
+    """Close the published run; a joined run (``MLFLOW_RUN_ID``) belongs to its orchestrator and stays
+    open, unless this task failed."""
     run = current_run()
     if run is not None:
         unpublish_run()
-        client(run["tracking_uri"]).set_terminated(run["run_id"], status)
+        if not run.get("joined") or status == "FAILED":
+            client(run["tracking_uri"]).set_terminated(run["run_id"], status)
+
+
+def _join_run(mlflow_client, run_id: str, pipelines: list[str]) -> str:
+    """The orchestrator's run ``run_id``, checked to exist and be open; records this task in tag ``kedro_tasks``."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = mlflow_client.get_run(run_id)
+    except MlflowException:
+        raise InputError(f"environment variable {JOIN_ENV}", repr(run_id),
+                         "the id of an existing MLflow run in this project's tracking store (conf/<env>/mlflow.yml)"
+                         ) from None
+    if run.info.status != "RUNNING":
+        raise InputError(f"environment variable {JOIN_ENV}", f"run {run_id}, which is {run.info.status}",
+                         "an open (RUNNING) run: the orchestrator's run of this DAG")
+    tasks = [t for t in run.data.tags.get("kedro_tasks", "").split(",") if t] + ["+".join(pipelines)]
+    mlflow_client.set_tag(run_id, "kedro_tasks", ",".join(tasks)[:5000])
+    return run_id
 
 
 def _close_stale_runs(mlflow_client, experiment_id: str) -> None:
@@ -428,6 +467,8 @@ class ModelRegistryHook:
         from glta_pipelines.serving.registry import RegistryConfig, input_example, log_recommender, register
 
         config = config_from_params(RegistryConfig, self._params.get("registry") or {}, "registry")
+        if not config.log_model:
+            return
         files = {key: self._seen[name] if name in self._seen else catalog[name].load()
                  for key, name in self.NEEDED.items()}
         first_user = str(files["user_map"].sort_values("user_idx")["user_id"].iloc[0])

@@ -15,10 +15,11 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from kedro.io.core import AbstractVersionedDataset, DatasetError
+import fsspec
+from kedro.io.core import AbstractVersionedDataset, DatasetError, get_filepath_str
 from kedro.pipeline import Pipeline
 
 from glta_pipelines.core.errors import InputError
@@ -81,7 +82,7 @@ class LineagePlan:
                 continue
             try:
                 version = dataset.resolve_load_version()
-                path = Path(str(dataset._get_load_path()))
+                path = Location.of(dataset, dataset._get_load_path())
             except DatasetError:
                 version, path = None, None
             if (path is None or not path.exists()) and name not in self.producer:  # an input users provide
@@ -96,7 +97,7 @@ class LineagePlan:
             self.inputs[name] = version
             if name not in self.producer:  # a table users provide (recommend.requests): no upstream to check
                 continue
-            self.datasets[name] = read_lineage(path.parent / SIDECAR, name, version, self.producer.get(name, name))
+            self.datasets[name] = read_lineage(path.sidecar(), name, version, self.producer.get(name, name))
         if missing:
             stages = sorted(missing, key=lambda s: self.stages.index(s) if s in self.stages else len(self.stages))
             found = "; ".join(f"{', '.join(missing[s])} (written by stage {s})" for s in stages)
@@ -152,15 +153,14 @@ class LineagePlan:
         if dataset is None:
             return
         version = dataset.resolve_save_version()
-        path = Path(str(dataset._get_versioned_path(version)))
+        path = Location.of(dataset, dataset._get_versioned_path(version))
         if not path.exists():
             return
         lineage = self.datasets[name]
         built_from = {node: version if v == THIS_RUN else v for node, v in lineage.built_from.items()}
-        with atomic_path(path.parent / SIDECAR) as tmp:
-            tmp.write_text(json.dumps({"dataset": name, "version": version, "produced_by": self.outputs[name],
-                                       "source": lineage.source, "built_from": dict(sorted(built_from.items()))},
-                                      indent=2))
+        path.sidecar().write(json.dumps({"dataset": name, "version": version, "produced_by": self.outputs[name],
+                                         "source": lineage.source, "built_from": dict(sorted(built_from.items()))},
+                                        indent=2))
         self._written.add(name)
 
     def record_all(self) -> None:
@@ -172,10 +172,44 @@ class LineagePlan:
                 log.debug("no lineage recorded for %s: %s", name, error)
 
 
-def read_lineage(path: Path, name: str, version: str, producer: str) -> Lineage:
+@dataclass(frozen=True)
+class Location:
+    """A file on a dataset's filesystem (local disk, ``s3://``, ``memory://``: whatever fsspec reads)."""
+
+    fs: Any
+    protocol: str
+    path: PurePosixPath
+
+    @classmethod
+    def of(cls, dataset: AbstractVersionedDataset, path: Any) -> Location:
+        fs = getattr(dataset, "_fs", None) or fsspec.filesystem("file")
+        return cls(fs, getattr(dataset, "_protocol", "file") or "file", PurePosixPath(str(path)))
+
+    def __str__(self) -> str:
+        return get_filepath_str(self.path, self.protocol)
+
+    def exists(self) -> bool:
+        return bool(self.fs.exists(str(self)))
+
+    def sidecar(self) -> Location:
+        return Location(self.fs, self.protocol, self.path.parent / SIDECAR)
+
+    def read_text(self) -> str:
+        return self.fs.cat_file(str(self)).decode()
+
+    def write(self, text: str) -> None:
+        """Atomically on the local disk (a temporary file renamed); elsewhere in one write."""
+        if self.protocol == "file":
+            with atomic_path(str(self)) as tmp:
+                tmp.write_text(text)
+        else:
+            self.fs.pipe_file(str(self), text.encode())
+
+
+def read_lineage(path: Location, name: str, version: str, producer: str) -> Lineage:
     """A persisted dataset's lineage; a version saved before lineage was recorded knows only itself."""
     built_from, source = {producer: version}, None
-    if path.is_file():
+    if path.exists():
         try:
             stored = json.loads(path.read_text())
             built_from = {**stored["built_from"], stored["produced_by"]: version}

@@ -1,5 +1,6 @@
 """Project settings: hooks, config loader patterns. See https://docs.kedro.org."""
 
+import os
 import warnings
 
 from kedro.config import OmegaConfigLoader
@@ -33,9 +34,11 @@ HOOKS = (MlflowTrackingHook(), ModelRegistryHook(), NodeTimingHook(), LineageHoo
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
+    # ${env:NAME,default}: environment variables in any config (conf/cluster: data root, tracking server)
+    "custom_resolvers": {"env": lambda name, default=None: os.environ.get(name, default)},
     "base_env": "base",
     "default_run_env": "local",
-    "config_patterns": {"mlflow": ["mlflow*", "mlflow*/**"]},
+    "config_patterns": {"mlflow": ["mlflow*", "mlflow*/**"], "globals": ["globals*", "globals*/**"]},
     # An environment (local, test) overrides single nested keys instead of whole stage blocks.
     "merge_strategy": {"parameters": "soft", "mlflow": "soft"},
 }

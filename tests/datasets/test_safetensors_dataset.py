@@ -9,6 +9,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from glta_pipelines.core.artifacts import TensorArtifact
+from glta_pipelines.core.errors import InputError
 from glta_pipelines.datasets import SafetensorsDataset
 
 
@@ -73,3 +74,26 @@ def test_deepcopy_keeps_the_config():
     memory = MemoryDataset()  # deep-copies node outputs between nodes
     memory.save(artifact)
     assert memory.load().config == artifact.config
+
+
+def test_an_fsspec_filesystem_keeps_versions_configs_and_the_staged_write():
+    """memory:// (any fsspec URL): versions, the config in the metadata, no staging file left behind."""
+    import fsspec
+
+    root = "memory:///safetensors-test/weights.safetensors"
+    artifact = TensorArtifact({"w": torch.arange(6.0).reshape(2, 3)}, {"kind": "test", "sizes": [2, 3]})
+    first = SafetensorsDataset(filepath=root, version=Version(None, "2026-01-01T00.00.00.000Z"))
+    assert first.atomic  # memory's rename is one step, as the local disk's
+    first.save(artifact)
+    SafetensorsDataset(filepath=root, version=Version(None, "2026-01-02T00.00.00.000Z")).save({"w": torch.zeros(1)})
+    old = SafetensorsDataset(filepath=root, version=Version("2026-01-01T00.00.00.000Z", None)).load()
+    assert torch.equal(old["w"], artifact["w"]) and old.config == {"kind": "test", "sizes": [2, 3]}
+    assert torch.equal(SafetensorsDataset(filepath=root, version=Version(None, None)).load()["w"], torch.zeros(1))
+    memory = fsspec.filesystem("memory")
+    assert not [p for p in memory.find("/safetensors-test") if p.endswith(".tmp")]
+    memory.pipe_file("/safetensors-test/broken.safetensors", b"\x10\x00\x00\x00\x00\x00\x00\x00{")
+    with pytest.raises(DatasetError) as error:  # Kedro wraps what a load raises
+        SafetensorsDataset(filepath="memory:///safetensors-test/broken.safetensors").load()
+    assert isinstance(error.value.__cause__, InputError)
+    assert str(error.value.__cause__).startswith("file memory:///safetensors-test/broken.safetensors: found a corrupted")
+    memory.rm("/safetensors-test", recursive=True)

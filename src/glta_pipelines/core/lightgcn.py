@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 from torch_geometric.nn.models import LightGCN
 
+from glta_pipelines.core.devices import check_device, resolve_device
 from glta_pipelines.core.errors import InputError
 from glta_pipelines.core.ranking import METRIC_NAMES, ranking_metrics
 from glta_pipelines.core.reproducibility import deterministic
@@ -47,6 +48,9 @@ class LightGCNConfig:
     patience: int = 5  # evaluations without a better validation score before stopping
     selection_metric: str = "recall_at_20"
     seed: int = 2025
+    # cpu: bit-identical runs (OMP_NUM_THREADS=1); auto: CUDA when present (sparse products on a GPU
+    # are not bit-reproducible); cuda[:N]. Embeddings come back to the CPU either way.
+    device: str = "cpu"
 
     def validate(self) -> None:
         """Raise :class:`InputError` naming the first out-of-range parameter."""
@@ -63,6 +67,7 @@ class LightGCNConfig:
         if self.num_layers < 0 or self.weight_decay < 0:
             raise InputError("parameter pretrain_gnn.lightgcn.num_layers/weight_decay",
                              (self.num_layers, self.weight_decay), "non-negative values")
+        check_device(self.device, "pretrain_gnn.lightgcn.device")
 
 
 def normalized_adjacency(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int) -> torch.Tensor:
@@ -189,8 +194,9 @@ def _train_lightgcn(train, valid, n_users, n_items, config, on_epoch_end, show_p
         raise InputError("train split", "0 interactions", "a non-empty training split")
     rng = np.random.default_rng(config.seed)
     users, items = train["user_idx"].to_numpy(), train["item_idx"].to_numpy()
-    adjacency = normalized_adjacency(users, items, n_users, n_items)
-    model = build_model(n_users, n_items, config)
+    device = resolve_device(config.device)
+    adjacency = normalized_adjacency(users, items, n_users, n_items).to(device)
+    model = build_model(n_users, n_items, config).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.max_epochs)
                 if config.learning_rate_schedule == "cosine" else None)
@@ -204,9 +210,9 @@ def _train_lightgcn(train, valid, n_users, n_items, config, on_epoch_end, show_p
         total, n_batches = 0.0, 0
         for lo in range(0, len(order), config.batch_size):
             batch = order[lo : lo + config.batch_size]
-            b_users = torch.from_numpy(users[batch])
-            b_pos = torch.from_numpy(items[batch]) + n_users
-            b_neg = torch.from_numpy(sampler.sample(users[batch])) + n_users
+            b_users = torch.from_numpy(users[batch]).to(device)
+            b_pos = torch.from_numpy(items[batch]).to(device) + n_users
+            b_neg = torch.from_numpy(sampler.sample(users[batch])).to(device) + n_users
             emb = propagate(model, adjacency)
             loss = bpr_loss(emb[b_users], emb[b_pos], emb[b_neg])
             ego = model.embedding.weight
@@ -234,8 +240,8 @@ def _train_lightgcn(train, valid, n_users, n_items, config, on_epoch_end, show_p
         model.load_state_dict(best_state)
     model.eval()
     with torch.no_grad():
-        user_emb, item_emb = split_embeddings(model, adjacency, n_users)
-    return TrainResult(model, user_emb, item_emb, pd.DataFrame(state.rows), best_epoch)
+        user_emb, item_emb = (e.cpu() for e in split_embeddings(model, adjacency, n_users))
+    return TrainResult(model.cpu(), user_emb, item_emb, pd.DataFrame(state.rows), best_epoch)
 
 
 def evaluate_embeddings(
@@ -249,8 +255,8 @@ def evaluate_embeddings(
 ) -> dict[str, float]:
     """Full-ranking metrics of the model's current embeddings (seen items masked)."""
     model.eval()
-    with torch.no_grad():
-        user_emb, item_emb = split_embeddings(model, adjacency, n_users)
+    with torch.no_grad():  # the evaluator ranks on the CPU, in float32
+        user_emb, item_emb = (e.cpu() for e in split_embeddings(model, adjacency, n_users))
     return ranking_metrics(dot_product_scorer(user_emb, item_emb), seen, truth, n_users, n_items, ks)
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from glta_pipelines.core.devices import check_device, resolve_device
 from glta_pipelines.core.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -50,13 +51,10 @@ class LLMConfig:
             raise InputError("parameter llm.num_layers", self.num_layers, "a positive number of layers, or null (all)")
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
             raise InputError("parameter llm.dtype", repr(self.dtype), "auto, float32, bfloat16 or float16")
-        if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
-            raise InputError("parameter llm.device", repr(self.device), "auto, cpu or cuda[:N]")
+        check_device(self.device, "llm.device")
 
     def torch_device(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
+        return resolve_device(self.device)
 
     def torch_dtype(self) -> torch.dtype:
         if self.dtype == "auto":

@@ -72,7 +72,10 @@ def rank_top_k(
 
 
 def _writable(scores: torch.Tensor) -> torch.Tensor:
-    """Float32 scores that may be overwritten: a fresh contiguous tensor is used as it is."""
+    """Float32 CPU scores that may be overwritten: a fresh contiguous CPU tensor is used as it is,
+    scores computed on a GPU are copied to the CPU (ranking and metrics run there)."""
+    if scores.device.type != "cpu":
+        return scores.detach().float().cpu().contiguous()
     if scores.dtype == torch.float32 and scores.is_contiguous() and scores._base is None and not scores.requires_grad:
         return scores
     return scores.detach().float().contiguous().clone()

@@ -46,6 +46,7 @@ SIGNATURE = ModelSignature(
 class RegistryConfig:
     """``registry``: where a run's recommender is registered, and when it becomes ``champion``."""
 
+    log_model: bool = True  # false: no model at all (sweeps, tests of other parts)
     register: bool = True  # false: log the model in the run only
     model_name: str | None = None  # null: glta-<dataset name>
     champion: str = "auto"  # auto: only if its valid Recall@20 beats the champion's; always; never
@@ -82,17 +83,22 @@ def input_example(user_id: str, history: list[str]) -> pd.DataFrame:
 def log_recommender(tracking_uri: str, run_id: str, files: dict[str, Any], example: pd.DataFrame,
                     metadata: dict[str, Any]) -> mlflow.models.model.ModelInfo:
     """Log the recommender (from :func:`glta_pipelines.serving.bundle.save_bundle`'s arguments) into ``run_id``."""
+    from mlflow.models import Model
+
     from glta_pipelines.serving.bundle import save_bundle
 
     mlflow.set_tracking_uri(tracking_uri)
     with tempfile.TemporaryDirectory() as tmp:
         folder = save_bundle(Path(tmp) / "recommender", **files)
-        # resumes the run for the fluent API; leaving the block ends it FINISHED, which the tracking
-        # hook (after this, at the end of a successful pipeline) does anyway
-        with mlflow.start_run(run_id=run_id):
-            return mlflow.pyfunc.log_model(
-                name=MODEL_NAME, python_model=str(MODEL_CODE), artifacts={"recommender": str(folder)},
-                signature=SIGNATURE, input_example=example, pip_requirements=pip_requirements(), metadata=metadata)
+        # What mlflow.pyfunc.log_model does, with the run given by id: no fluent run is resumed or
+        # ended, so a run joined from an orchestrator (MLFLOW_RUN_ID) stays open. The model is
+        # created in the run's experiment first (without an active run MLflow would use the default one).
+        experiment_id = mlflow.MlflowClient(tracking_uri).get_run(run_id).info.experiment_id
+        model = mlflow.initialize_logged_model(name=MODEL_NAME, source_run_id=run_id, experiment_id=experiment_id)
+        return Model.log(artifact_path=None, name=MODEL_NAME, flavor=mlflow.pyfunc, run_id=run_id, model_id=model.model_id,
+                         python_model=str(MODEL_CODE),
+                         artifacts={"recommender": str(folder)}, signature=SIGNATURE, input_example=example,
+                         pip_requirements=pip_requirements(), metadata=metadata, flavor_name="pyfunc.ModelFromCode")
 
 
 def register(tracking_uri: str, info: mlflow.models.model.ModelInfo, run_id: str, name: str, valid_recall: float,
