@@ -219,6 +219,8 @@ def test_rest_answers_known_and_new_users_and_rejects_bad_requests(trained, serv
         status, body = _post(server, {"dataframe_records": [record]})
         assert status == 400, body
         assert f"request 0, field '{field}'" in body["message"], body["message"]
+    status, body = _post(server, {"dataframe_records": [{"usr": 7}]})  # MLflow drops the unknown field: nothing left
+    assert status == 400 and "no request" in body["message"]
     status, _ = _post(server, {"dataframe_records": [{"user_id": str(user_map["user_id"].iloc[0]), "k": 1}]})
     assert status == 200
 
@@ -231,6 +233,12 @@ def _latest(project: Path, path: str) -> pd.DataFrame:
 
 def test_recommend_pipeline_scores_a_cohort_without_training(trained):
     project, _ = trained
+    from glta_pipelines.core.errors import InputError
+
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(InputError, match=r"catalog entry recommend\.requests: "
+                                                                   r"found no version under .*recommend_requests\.csv"):
+        patch.chdir(project)
+        run(project, pipeline="recommend")
     folder = project / "data/05_model_input/recommend_requests.csv/2026-01-01T00.00.00.000Z"
     folder.mkdir(parents=True)
     (folder / "recommend_requests.csv").write_text('user_id,history,k\n7,,5\n,"50 172 181",3\n,[],2\n')

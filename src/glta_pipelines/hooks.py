@@ -282,6 +282,9 @@ class MlflowTrackingHook:
         if run is not None:
             self._finish_monitor()
             mlflow_client = client(run["tracking_uri"])
+            for name in (METRICS_TABLE, COMPARISON):  # saved in worker processes under ParallelRunner
+                if name not in self._evaluation and name in pipeline.all_outputs():
+                    self._evaluation[name] = catalog[name].load()
             if METRICS_TABLE in self._evaluation:
                 table = method_table(self._evaluation[METRICS_TABLE], self._evaluation.get(COMPARISON))
                 mlflow_client.log_table(run["run_id"], table, "evaluate/methods.json")
@@ -307,7 +310,8 @@ class MlflowTrackingHook:
 
         logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # its start/stop lines, every run
         self._monitor = SystemMetricsMonitor(self.run_id, sampling_interval=float(settings.get("sampling_interval", 10)),
-                                             samples_before_logging=1, tracking_uri=uri)
+                                             samples_before_logging=1, tracking_uri=uri,
+                                             resume_logging=bool(current_run() and current_run().get("joined")))
         self._monitor.start()
 
     def _finish_monitor(self) -> None:
@@ -361,11 +365,11 @@ def _end_open_run_on_exit() -> None:
 
 def _end_run(status: str) -> None:
     """Close the published run; a joined run (``MLFLOW_RUN_ID``) belongs to its orchestrator and stays
-    open, unless this task failed."""
+    open (a failed task has tagged it with its error), so the orchestrator can retry the task."""
     run = current_run()
     if run is not None:
         unpublish_run()
-        if not run.get("joined") or status == "FAILED":
+        if not run.get("joined"):
             client(run["tracking_uri"]).set_terminated(run["run_id"], status)
 
 
@@ -456,8 +460,21 @@ class ModelRegistryHook:
     @hook_impl
     def after_pipeline_run(self, run_params, run_result, pipeline, catalog) -> None:
         run = current_run()
+        # only runs that train GLTA (full, glta, gllm), not `evaluate` alone on the same weights
+        if run is None or "gllm_finetune.weights" not in pipeline.all_outputs():
+            return
+        try:
+            self._log_and_register(run, catalog)
+        except Exception as error:  # the run's outputs stand: say so, keep the run's own closing intact
+            log.error("The GLTA recommender was not logged or registered: %s: %s", type(error).__name__, error)
+            client(run["tracking_uri"]).set_tag(run["run_id"], "registry_error", f"{type(error).__name__}: {error}"[:5000])
+
+    def _log_and_register(self, run: dict[str, Any], catalog) -> None:
+        # under ParallelRunner the outputs were saved in worker processes: read this run's versions back
         metrics = self._seen.get(METRICS_TABLE)
-        if run is None or "gllm_finetune.weights" not in pipeline.datasets() or metrics is None:
+        if metrics is None and METRICS_TABLE in catalog:
+            metrics = catalog[METRICS_TABLE].load()
+        if metrics is None:
             return
         valid = metrics[(metrics["split"] == "valid") & (metrics["method"] == "glta") & (metrics["metric"] == "recall")]
         if valid.empty:

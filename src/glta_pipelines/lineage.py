@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any
 
 import fsspec
@@ -86,9 +86,9 @@ class LineagePlan:
             except DatasetError:
                 version, path = None, None
             if (path is None or not path.exists()) and name not in self.producer:  # an input users provide
-                folder = Path(str(dataset._filepath))
-                raise InputError(f"catalog entry {name}", f"no version under {folder}",
-                                 f"the table to read, saved as a version: {folder}/<version>/{folder.name} "
+                folder = Location.of(dataset, dataset._filepath)
+                raise InputError(f"catalog entry {name}", f"no version under {folder.url()}",
+                                 f"the table to read, saved as a version: {folder.url()}/<version>/{folder.path.name} "
                                  "(README: Batch recommendations)")
             if path is None or not path.exists():
                 stage = self.stage.get(self.producer.get(name, ""), "an earlier run")
@@ -187,6 +187,10 @@ class Location:
 
     def __str__(self) -> str:
         return get_filepath_str(self.path, self.protocol)
+
+    def url(self) -> str:
+        """The path as a user writes it: with its protocol, except on the local disk."""
+        return str(self) if self.protocol == "file" else f"{self.protocol}://{self.path}"
 
     def exists(self) -> bool:
         return bool(self.fs.exists(str(self)))

@@ -65,6 +65,7 @@ def test_ids_as_numbers_or_strings_name_the_same_item(recommender):
     history = [recommender.item_ids[i] for i in recommender.known[0][:4]]  # "i3", ...: string ids
     as_given = recommender.recommend([{"history": history, "k": 4}])
     assert normalise_id(7) == normalise_id(7.0) == normalise_id("7") == normalise_id(np.int64(7)) == "7"
+    assert normalise_id(pd.NA) is None and normalise_id(float("nan")) is None and normalise_id(None) is None
     again = recommender.recommend([{"history": list(history), "k": np.int64(4)}])
     pd.testing.assert_frame_equal(as_given, again)
 

@@ -7,7 +7,8 @@ pipeline). A request is a mapping:
 - a new user: ``{"history": [50, 172, 181], "k": 10}``; the user's graph embeddings are
   *folded in* from the history (below) and the history goes into the prompt as for any user;
 - optional ``exclude``: items never to recommend. Known items, the history and ``exclude`` never
-  appear in the answer. ``k`` defaults to 10.
+  appear in the answer. ``k`` defaults to 10; a request whose exclusions leave fewer than ``k``
+  items gets fewer rows (none when nothing is left).
 
 Ids are the source data's own ids; ``7``, ``7.0`` and ``"7"`` name the same id. Unknown item ids
 in a history or in ``exclude`` are ignored and listed in the answer's ``ignored_items``; a
@@ -71,7 +72,7 @@ class Request:
 
 def normalise_id(value: Any) -> str | None:
     """The string form of an id: ``7``, ``7.0``, ``np.int64(7)`` and ``"7"`` are ``"7"``; None for missing."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if _missing(value):
         return None
     if isinstance(value, (bool, np.bool_)):
         return str(value)
@@ -83,7 +84,7 @@ def normalise_id(value: Any) -> str | None:
 
 
 def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
+    return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value))
 
 
 def _as_list(value: Any, row: int, name: str) -> list | None:

@@ -26,6 +26,9 @@ class GLTARecommenderModel(mlflow.pyfunc.PythonModel):
         from glta_pipelines.core.errors import InputError
 
         if isinstance(model_input, pd.DataFrame):
+            if model_input.empty:  # MLflow drops fields outside the signature (with a warning) before this
+                raise MlflowException("no request: expected rows with a user_id or a history (fields: user_id, "
+                                      "history, k, exclude)", error_code=INVALID_PARAMETER_VALUE)
             requests = model_input.to_dict("records")
         elif isinstance(model_input, dict):
             requests = [model_input]
