@@ -5,9 +5,9 @@ Measured in one run (issue 15), each next to a same-run reference:
 1. **data**: a synthetic graph (``--users`` x ``--items``, ``--per-user`` interactions per user on
    average, item popularity zipf with exponent ``--zipf``), split per user (last 20% of each
    user's items held out); seconds and size.
-2. **LightGCN**: the pipeline's training step (``propagate`` over the normalised adjacency, BPR,
-   L2, Adam: ``core.lightgcn``'s epoch body) timed over ``--batches`` batches at the default
-   batch size and at ``--big-batch``; an epoch's time is the per-batch time x batches per epoch
+2. **LightGCN**: the pipeline's training step (``core.lightgcn.training_step``: ``propagate`` over
+   the normalised adjacency, BPR, L2, Adam) timed over ``--batches`` batches at the default batch
+   size and at ``--big-batch``; an epoch's time is the per-batch time x batches per epoch
    (an estimate: a measured epoch would take hours here). Reference: one propagation alone.
 3. **evaluator**: ``per_user_metrics`` (masking, top-K, 5 metrics at 2 Ks) on ``--eval-users``
    users with the real split, against the bare ``user @ item.T`` + ``topk`` of the same chunks;
@@ -38,11 +38,11 @@ from glta_pipelines.core.glta import GLLMConfig, Projector, build_gllm, history_
 from glta_pipelines.core.lightgcn import (
     LightGCNConfig,
     NegativeSampler,
-    bpr_loss,
     build_model,
     dot_product_scorer,
     normalized_adjacency,
     propagate,
+    training_step,
 )
 from glta_pipelines.core.llm import LLMConfig, load_llm
 from glta_pipelines.core.ranking import per_user_metrics
@@ -94,16 +94,8 @@ def lightgcn_batches(train: pd.DataFrame, n_users: int, n_items: int, batch_size
     for step in range(batches + 1):  # the first is a warm-up
         begin = time.perf_counter()
         batch = rng.integers(0, len(users), batch_size)
-        b_users = torch.from_numpy(users[batch])
-        b_pos = torch.from_numpy(items[batch]) + n_users
-        b_neg = torch.from_numpy(sampler.sample(users[batch])) + n_users
-        emb = propagate(model, adjacency)
-        loss = bpr_loss(emb[b_users], emb[b_pos], emb[b_neg])
-        ego = model.embedding.weight
-        reg = (ego[b_users].pow(2).sum() + ego[b_pos].pow(2).sum() + ego[b_neg].pow(2).sum()) / (2 * batch_size)
-        optimizer.zero_grad()
-        (loss + config.weight_decay * reg).backward()
-        optimizer.step()
+        training_step(model, adjacency, optimizer, users[batch], items[batch], sampler.sample(users[batch]), n_users,
+                      config.weight_decay)
         if step:
             times.append(time.perf_counter() - begin)
     per_batch = float(np.median(times))

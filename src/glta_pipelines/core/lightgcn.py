@@ -153,6 +153,23 @@ class NegativeSampler:
         return self.positive_keys[found] == keys
 
 
+def training_step(model: LightGCN, adjacency: torch.Tensor, optimizer: torch.optim.Optimizer, users: np.ndarray,
+                  positives: np.ndarray, negatives: np.ndarray, n_users: int, weight_decay: float) -> float:
+    """One BPR step over the full-graph propagation, with L2 on the batch's layer-0 embeddings; returns the BPR loss."""
+    device = model.embedding.weight.device
+    b_users = torch.from_numpy(users).to(device)
+    b_pos = torch.from_numpy(positives).to(device) + n_users
+    b_neg = torch.from_numpy(negatives).to(device) + n_users
+    emb = propagate(model, adjacency)
+    loss = bpr_loss(emb[b_users], emb[b_pos], emb[b_neg])
+    ego = model.embedding.weight
+    reg = (ego[b_users].pow(2).sum() + ego[b_pos].pow(2).sum() + ego[b_neg].pow(2).sum()) / (2 * len(users))
+    optimizer.zero_grad()
+    (loss + weight_decay * reg).backward()
+    optimizer.step()
+    return loss.item()
+
+
 def bpr_loss(user_e: torch.Tensor, pos_e: torch.Tensor, neg_e: torch.Tensor) -> torch.Tensor:
     """Bayesian personalised ranking loss: -log sigmoid(score(u, i+) - score(u, i-))."""
     return -torch.nn.functional.logsigmoid((user_e * pos_e).sum(1) - (user_e * neg_e).sum(1)).mean()
@@ -210,17 +227,9 @@ def _train_lightgcn(train, valid, n_users, n_items, config, on_epoch_end, show_p
         total, n_batches = 0.0, 0
         for lo in range(0, len(order), config.batch_size):
             batch = order[lo : lo + config.batch_size]
-            b_users = torch.from_numpy(users[batch]).to(device)
-            b_pos = torch.from_numpy(items[batch]).to(device) + n_users
-            b_neg = torch.from_numpy(sampler.sample(users[batch])).to(device) + n_users
-            emb = propagate(model, adjacency)
-            loss = bpr_loss(emb[b_users], emb[b_pos], emb[b_neg])
-            ego = model.embedding.weight
-            reg = (ego[b_users].pow(2).sum() + ego[b_pos].pow(2).sum() + ego[b_neg].pow(2).sum()) / (2 * len(batch))
-            optimizer.zero_grad()
-            (loss + config.weight_decay * reg).backward()
-            optimizer.step()
-            total, n_batches = total + loss.item(), n_batches + 1
+            loss = training_step(model, adjacency, optimizer, users[batch], items[batch],
+                                 sampler.sample(users[batch]), n_users, config.weight_decay)
+            total, n_batches = total + loss, n_batches + 1
         row = {"loss": total / n_batches, "seconds": time.perf_counter() - start,
                "learning_rate": optimizer.param_groups[0]["lr"]}
         if schedule is not None:
