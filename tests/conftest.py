@@ -10,6 +10,7 @@ import pytest
 import torch
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("KEDRO_LOGGING_CONFIG", os.path.join(os.path.dirname(__file__), "logging.yml"))
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 

@@ -174,7 +174,10 @@ def test_other_runners_log_what_a_sequential_run_logs(project_after_full, runner
     assert process.returncode == 0, output[-3000:]
     client, (other, sequential, *_) = runs(project)
     assert other.info.status == "FINISHED" and other.data.tags["runner"] == runner and sequential.data.metrics
-    assert set(other.data.metrics) == set(sequential.data.metrics)
+    def logged(run) -> set[str]:  # system/* metrics are sampled every 10 s: a shorter run may have none
+        return {name for name in run.data.metrics if not name.startswith("system/")}
+
+    assert logged(other) == logged(sequential)
     history = client.get_metric_history(other.info.run_id, "lightgcn.loss")
     assert [m.step for m in history] == [1, 2, 3, 4]
     artifacts = {a.path for a in client.list_artifacts(other.info.run_id, "pretrain_gnn")}

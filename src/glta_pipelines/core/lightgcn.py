@@ -18,17 +18,21 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import torch
-from torch_geometric.nn.models import LightGCN
 
 from glta_pipelines.core.devices import check_device, resolve_device
 from glta_pipelines.core.errors import InputError
 from glta_pipelines.core.ranking import METRIC_NAMES, ranking_metrics
 from glta_pipelines.core.reproducibility import deterministic
 from glta_pipelines.core.trainer import EpochCallback, Schedule, fit
+
+if TYPE_CHECKING:  # imported where a model is built: PyG takes 3.7 s to import, and most processes
+    # (the CLI, serving, the LLM stages' workers) never build one
+    from torch_geometric.nn.models import LightGCN
 
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
 
@@ -85,6 +89,8 @@ def normalized_adjacency(users: np.ndarray, items: np.ndarray, n_users: int, n_i
 
 def build_model(n_users: int, n_items: int, config: LightGCNConfig) -> LightGCN:
     """A PyG LightGCN whose convolutions expect an already-normalised adjacency."""
+    from torch_geometric.nn.models import LightGCN
+
     torch.manual_seed(config.seed)
     model = LightGCN(num_nodes=n_users + n_items, embedding_dim=config.embedding_dim, num_layers=config.num_layers)
     for conv in model.convs:

@@ -19,17 +19,18 @@ INTER_HEADER = ("user_id:token", "item_id:token", "timestamp:float")
 ITEM_HEADER = ("item_id:token", "title:token_seq", "year:token", "genres:token_seq")
 
 
-def _clean(value: object) -> str:
-    """A field value on one line without tabs (RecBole splits rows on tabs and lines on newlines)."""
-    if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NA:
-        return ""
-    return re.sub(r"[\t\r\n]+", " ", str(value)).strip()
+def _column(values: pd.Series) -> pd.Series:
+    """A column's fields on one line without tabs (RecBole splits rows on tabs and lines on newlines);
+    missing values are empty fields."""
+    text = values.map(str, na_action="ignore").astype(object)
+    return text.where(values.notna(), "").str.replace(r"[\t\r\n]+", " ", regex=True).str.strip()
 
 
 def _atomic(header: tuple[str, ...], rows: pd.DataFrame) -> str:
-    lines = ["\t".join(header)]
-    lines += ["\t".join(_clean(v) for v in row) for row in rows.itertuples(index=False, name=None)]
-    return "\n".join(lines) + "\n"
+    if rows.empty:
+        return "\t".join(header) + "\n"
+    lines = _column(rows.iloc[:, 0]).str.cat([_column(rows[c]) for c in rows.columns[1:]], sep="\t")
+    return "\n".join(["\t".join(header), *lines]) + "\n"
 
 
 def recbole_files(name: str, splits: dict[str, pd.DataFrame], user_map: pd.DataFrame, item_map: pd.DataFrame,
