@@ -59,7 +59,9 @@ def test_cluster_env_runs_full_on_fsspec_data_against_a_tracking_server(project,
     monkeypatch.setenv("GLTA_DATA_ROOT", root)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_server)
     with KedroSession.create(project_path=project, env="cluster",
-                             runtime_params={"llm": {"model": os.environ["GLTA_TEST_LLM"]}}) as session:
+                             runtime_params={"llm": {"model": os.environ["GLTA_TEST_LLM"]},
+                                             # the GLLM on two DDP processes (gloo): the node launches torchrun
+                                             "data_parallel": {"processes": 2, "backend": "gloo"}}) as session:
         session.run(pipeline_names=["full"])
     memory = fsspec.filesystem("memory")
     weights = memory.glob("/glta-cluster-test/06_models/gllm_weights.safetensors/*/gllm_weights.safetensors")
@@ -73,6 +75,8 @@ def test_cluster_env_runs_full_on_fsspec_data_against_a_tracking_server(project,
     assert run.info.status == "FINISHED" and 0 <= run.data.metrics["test.glta.recall_at_20"] <= 1
     assert {a.path for a in client.list_artifacts(run.info.run_id, "evaluate")} >= {"evaluate/metrics.csv"}
     assert str(client.get_model_version_by_alias("glta-movielens-100k", "champion").version) == "1"
+    # rank 0's epochs reached the node's MLflow run: 2 end-to-end and 4 head epochs (conf/test)
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "gllm.loss")] == [1, 2, 3, 4, 5, 6]
     memory.rm("/glta-cluster-test", recursive=True)
 
 

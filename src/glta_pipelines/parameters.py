@@ -15,6 +15,7 @@ from typing import Any
 
 from glta_pipelines.core.config import check_known_keys, coerce_value, config_from_params, join
 from glta_pipelines.core.datasets import DatasetConfig, adapter
+from glta_pipelines.core.distributed import DataParallelConfig
 from glta_pipelines.core.ease import EASEConfig
 from glta_pipelines.core.hccf import HCCFConfig
 from glta_pipelines.core.errors import InputError
@@ -100,6 +101,7 @@ SCHEMA: dict[str, Any] = {
     "baselines": {"ease": EASEConfig, "text_encoder": TextEncoderConfig, "hccf": HCCFConfig,
                   "rlmrec_con": RLMRecConConfig, "rlmrec_gen": RLMRecGenConfig},
     "llm": LLMConfig,
+    "data_parallel": DataParallelConfig,
     "align_tokens": {"alignment": AlignConfig},
     "gllm_finetune": {"checkpoint_dir": str, "gllm": GLLMConfig},
     "evaluate": {"evaluation": Evaluation},

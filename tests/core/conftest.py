@@ -4,6 +4,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from glta_pipelines.core.llm import LLMConfig
 from glta_pipelines.core.interactions import SplitConfig, build_id_map, encode_ids, split_per_user
 
 
@@ -22,3 +23,9 @@ def graph(interactions):
     splits = split_per_user(encode_ids(interactions, user_map, item_map), SplitConfig(seed=1))
     torch.manual_seed(0)
     return splits, torch.randn(len(user_map), 8), torch.randn(len(item_map), 8), item_map
+
+
+@pytest.fixture
+def tiny_llm_config(tiny_llm_dir) -> LLMConfig:
+    """The tiny test LLM as the ``llm`` parameters name it: loaded from its folder, on the CPU."""
+    return LLMConfig(model=str(tiny_llm_dir), dtype="float32", device="cpu")

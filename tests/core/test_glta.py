@@ -177,11 +177,6 @@ def test_holdout_scheme_trains_on_held_out_targets_only(tiny, graph):
 
 
 # --------------------------------------------------------------------------- self-describing artifacts
-@pytest.fixture
-def tiny_llm_config(tiny_llm_dir) -> LLMConfig:
-    return LLMConfig(model=str(tiny_llm_dir), dtype="float32", device="cpu")
-
-
 def _through_catalog(artifact, tmp_path, name: str):
     """Save and load as the catalog does, so only what the file holds comes back."""
     dataset = SafetensorsDataset(filepath=str(tmp_path / f"{name}.safetensors"))

@@ -57,7 +57,7 @@ def fit(
     ``train_epoch(epoch)`` returns the epoch's row (loss, seconds, ...). ``validate()`` returns
     row entries including ``valid_<selection_metric>``; it runs every ``eval_every`` epochs and
     after the last. ``snapshot()`` copies the weights when validation improves. ``after_epoch``
-    runs last in each epoch (e.g. a checkpoint). ``show_progress=None``: a bar only on a terminal.
+    runs at the end of each epoch (e.g. a checkpoint), before ``on_epoch_end``. ``show_progress=None``: a bar only on a terminal.
     """
     state = state or TrainingState()
     bar = tqdm(range(state.epoch + 1, schedule.max_epochs + 1), desc=name, unit="epoch",
@@ -74,10 +74,10 @@ def fit(
         bar.set_postfix(loss=f"{row.get('loss', float('nan')):.4f}", best=f"{max(state.best_score, 0):.4f}")
         log.info("%s epoch %d: %s", name, epoch, ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                                                          for k, v in row.items() if k != "epoch"))
+        if after_epoch is not None:  # first: an epoch that has been reported is checkpointed
+            after_epoch(state)
         if on_epoch_end is not None:
             on_epoch_end(epoch, {k: v for k, v in row.items() if k != "epoch"})
-        if after_epoch is not None:
-            after_epoch(state)
         if state.evals_since_best >= schedule.patience:
             log.info("%s early stop at epoch %d; best epoch %d (%s=%.4f)", name, epoch, state.best_epoch,
                      schedule.selection_metric, state.best_score)

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from glta_pipelines.core.distributed import SINGLE, Group, shared_step
 from glta_pipelines.core.errors import InputError
 from glta_pipelines.core.glta.configuration import AlignConfig
 from glta_pipelines.core.glta.projector import Projector, token_norm
@@ -135,16 +136,25 @@ class AlignResult:
 def train_item_alignment(
     llm: nn.Module, tokenizer, item_embedding: torch.Tensor, texts: list[str], config: AlignConfig,
     on_step: Callable[[int, dict[str, float]], None] | None = None, show_progress: bool | None = None,
+    group: Group = SINGLE,
 ) -> AlignResult:
-    """Train the item projector with the LLM frozen; return it with its loss history (bit-reproducible for a seed)."""
+    """Train the item projector with the LLM frozen; return it with its loss history (bit-reproducible for a seed).
+
+    In a data-parallel ``group`` (one call per rank, see :mod:`~glta_pipelines.core.glta.data_parallel`)
+    each generate batch is shared out over the ranks and DDP averages the gradients; the
+    full-batch fit phase runs whole on every rank (seconds); rank 0 alone reports steps and decodes
+    the check examples.
+    """
     with deterministic():
-        return _train_item_alignment(llm, tokenizer, item_embedding, texts, config, on_step, show_progress)
+        return _train_item_alignment(llm, tokenizer, item_embedding, texts, config, on_step, show_progress, group)
 
 
 def _train_item_alignment(llm: nn.Module, tokenizer, item_embedding: torch.Tensor, texts: list[str], config: AlignConfig,
                           on_step: Callable[[int, dict[str, float]], None] | None,
-                          show_progress: bool | None) -> AlignResult:
+                          show_progress: bool | None, group: Group) -> AlignResult:
     config.validate()
+    if not group.is_main:
+        on_step, show_progress = None, False
     device = llm.get_input_embeddings().weight.device
     torch.manual_seed(config.seed)
     template = Template.parse(config.prompt_template, tokenizer, ("item",), "align_tokens.alignment.prompt_template")
@@ -161,7 +171,8 @@ def _train_item_alignment(llm: nn.Module, tokenizer, item_embedding: torch.Tenso
             for row in rows:
                 on_step(row["step"], {"fit_loss": row["loss"]})
     optimizer = torch.optim.AdamW(projector.parameters(), lr=config.learning_rate, weight_decay=0.0)
-    rng = np.random.default_rng(config.seed)
+    module = group.wrap(projector)
+    rng = np.random.default_rng(config.seed)  # the same on every rank: every rank draws the whole batch
     step = len(rows)
     lengths = np.array([len(t) for t in targets])
     total_steps = config.epochs * len(length_bucketed_batches(lengths, config.batch_size, np.random.default_rng(0)))
@@ -169,13 +180,17 @@ def _train_item_alignment(llm: nn.Module, tokenizer, item_embedding: torch.Tenso
     for epoch in range(1, config.epochs + 1):
         for batch in length_bucketed_batches(lengths, config.batch_size, rng):
             start = time.perf_counter()
-            tokens = projector(item_embedding[torch.from_numpy(batch)].to(device))
-            loss = alignment_loss(llm, template, tokens, [targets[i] for i in batch])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+
+            def loss_of(rows: np.ndarray) -> torch.Tensor:
+                tokens = module(item_embedding[torch.from_numpy(rows)].to(device))
+                return alignment_loss(llm, template, tokens, [targets[i] for i in rows])
+
+            # the loss is a mean over target tokens: each rank's share is weighted by its tokens
+            loss = shared_step(optimizer, batch, group, loss_of, size=lambda rows: int(lengths[rows].sum()))
+            if group.distributed:
+                loss = float(group.sum(torch.tensor([loss], dtype=torch.float64)))
             step += 1
-            row = {"step": step, "epoch": epoch, "loss": loss.item(), "phase": "generate",
+            row = {"step": step, "epoch": epoch, "loss": loss, "phase": "generate",
                    "items_per_second": len(batch) / (time.perf_counter() - start)}
             rows.append(row)
             bar.update(1)
@@ -186,8 +201,10 @@ def _train_item_alignment(llm: nn.Module, tokenizer, item_embedding: torch.Tenso
         log.info("Item alignment epoch %d: loss=%.4f", epoch, epoch_loss)
     bar.close()
     projector.eval()
-    examples, hits = greedy_examples(llm, tokenizer, template, projector, item_embedding, texts, config.n_examples,
-                                     config.seed)
+    examples, hits = "", float("nan")
+    if group.is_main:
+        examples, hits = greedy_examples(llm, tokenizer, template, projector, item_embedding, texts, config.n_examples,
+                                         config.seed)
     history = pd.DataFrame(rows, columns=["step", "epoch", "loss", "phase", "items_per_second"])
     return AlignResult(projector, history, examples, hits)
 

@@ -99,6 +99,15 @@ class GLLM(nn.Module):
                                      position_ids=positions)
         return out.last_hidden_state[:, -1].float()
 
+    def forward(self, users: torch.Tensor, histories: list[np.ndarray] | None = None,
+                hidden: torch.Tensor | None = None) -> torch.Tensor:
+        """Training logits (B, n_items): the prompts of ``histories`` (or their cached ``hidden`` states)
+        scored against the backbone graph the prompt tokens come from. What DDP calls, so that it
+        averages the gradients of everything this pass used."""
+        if hidden is None:
+            hidden = self.hidden(users, histories)
+        return self.logits(users, hidden, self.graph_base)
+
     def history_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         """The history slot's tokens from the (n, d) item tokens, by ``config.history_tokens``."""
         kind = self.config.history_tokens

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import pickle
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,8 +13,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
+from glta_pipelines.core.distributed import SINGLE, Group, mean_loss, shared_step
 from glta_pipelines.core.errors import InputError
 from glta_pipelines.core.files import atomic_path
 from glta_pipelines.core.glta.configuration import GLLMConfig
@@ -45,19 +47,47 @@ def gllm_loss(logits: torch.Tensor, targets: list[np.ndarray], masked: list[np.n
     return -(per_row / counts.to(device, picked.dtype)).mean()  # each row's mean over its targets, then the batch's
 
 
-def gllm_step(model: GLLM, optimizer: torch.optim.Optimizer, batch: list[Example]) -> float:
-    """One optimisation step on (user, prompt items, target items, masked items) examples; returns the loss.
+def example_loss(model: nn.Module, batch: Sequence[Example]) -> torch.Tensor:
+    """The GLLM loss of (user, prompt items, target items, masked items) examples.
 
-    Training scores the residual against the backbone graph embeddings the prompt tokens come from.
+    ``model`` is the GLLM or its DDP wrapper: its ``forward`` scores the residual against the
+    backbone graph embeddings the prompt tokens come from.
     """
-    users = torch.tensor([b[0] for b in batch])
-    logits = model.logits(users, model.hidden(users, [b[1] for b in batch]), model.graph_base)
-    loss = gllm_loss(logits, [b[2] for b in batch], [b[3] for b in batch])
-    check_finite(loss, "GLLM")
-    optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()
-    return loss.item()
+    logits = model(torch.tensor([b[0] for b in batch]), [b[1] for b in batch])
+    return gllm_loss(logits, [b[2] for b in batch], [b[3] for b in batch])
+
+
+def gllm_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: list[Example], group: Group = SINGLE) -> float:
+    """One optimisation step on a batch of examples shared out over ``group`` (:func:`shared_step`);
+    returns this rank's part of the batch's loss (in one process: the loss)."""
+    return shared_step(optimizer, batch, group, lambda share: example_loss(model, share), check=_finite("GLLM"))
+
+
+def shared_hidden(model: GLLM, users: torch.Tensor, histories: list[np.ndarray], group: Group = SINGLE) -> torch.Tensor:
+    """``model.hidden`` of a batch of prompts, each rank reading its share through the LLM; all rows on every rank."""
+    if not group.distributed:
+        return model.hidden(users, histories)
+    lo, hi = group.bounds(len(histories))
+    local = (model.hidden(users[lo:hi], histories[lo:hi]) if hi > lo else
+             torch.zeros(0, model.norm.normalized_shape[0], device=model.graph_item.device))
+    return group.gather(local, len(histories))
+
+
+class Replica(nn.Module):
+    """What DDP wraps: the GLLM, and the LLM too when LoRA adapts it (the LLM is outside the GLLM's parameters)."""
+
+    def __init__(self, model: GLLM) -> None:
+        super().__init__()
+        self.model = model
+        if model.llm is not None and any(p.requires_grad for p in model.llm.parameters()):
+            self.llm = model.llm
+
+    def forward(self, *args, **kwargs) -> torch.Tensor:
+        return self.model(*args, **kwargs)
+
+
+def _finite(stage: str) -> Callable[[torch.Tensor], None]:
+    return lambda loss: check_finite(loss, stage)
 
 
 def check_finite(loss: torch.Tensor, stage: str) -> None:
@@ -72,12 +102,13 @@ HiddenCache = dict[tuple[int, bytes], torch.Tensor]
 
 
 def make_scorer(model: GLLM, histories: list[np.ndarray], history_length: int, batch_size: int, base: Base,
-                cache: HiddenCache | None = None) -> Scorer:
+                cache: HiddenCache | None = None, group: Group = SINGLE) -> Scorer:
     """Score function for the ranking evaluator: users -> GLLM logits over all items, residual on ``base``.
 
     ``cache`` (shared between scorers of the same model) keeps each prompt's hidden state, keyed by
     user and shown items, so a prompt that validation, test and recommendations have in common
-    goes through the LLM once.
+    goes through the LLM once. In a data-parallel ``group`` every rank reads its share of the
+    prompts and every rank gets all scores.
     """
     cache = {} if cache is None else cache
 
@@ -91,7 +122,7 @@ def make_scorer(model: GLLM, histories: list[np.ndarray], history_length: int, b
                 keys = [(int(u), h.tobytes()) for u, h in zip(chunk, hist)]
                 todo = [row for row, key in enumerate(keys) if key not in cache]
                 if todo:
-                    fresh = model.hidden(chunk[todo], [hist[row] for row in todo])
+                    fresh = shared_hidden(model, chunk[todo], [hist[row] for row in todo], group)
                     cache.update({keys[row]: h for row, h in zip(todo, fresh)})
                 hidden = torch.stack([cache[key] for key in keys])
                 out.append(model.logits(chunk, hidden, base).cpu())
@@ -115,35 +146,42 @@ class GLLMResult:
 
 def train_gllm(
     model: GLLM, data: GLLMData, config: GLLMConfig, checkpoint_path: Path | None = None,
-    on_epoch_end: EpochCallback | None = None, show_progress: bool | None = None,
+    on_epoch_end: EpochCallback | None = None, show_progress: bool | None = None, group: Group = SINGLE,
 ) -> GLLMResult:
     """Train the GLLM's trainable parts; early-stop on validation Recall@20; checkpoint each epoch.
 
     With ``config.resume`` and an existing checkpoint, training continues after its last epoch.
-    Bit-reproducible for a seed (:func:`deterministic`).
+    Bit-reproducible for a seed (:func:`deterministic`). In a data-parallel ``group`` (one call
+    per rank, see :mod:`~glta_pipelines.core.glta.data_parallel`) each batch is shared out over
+    the ranks and DDP averages the gradients; every rank validates on all scores and so stops
+    at the same epoch; rank 0 alone writes checkpoints and calls ``on_epoch_end``.
     """
     with deterministic():
-        return _train_gllm(model, data, config, checkpoint_path, on_epoch_end, show_progress)
+        return _train_gllm(model, data, config, checkpoint_path, on_epoch_end, show_progress, group)
 
 
 def _train_gllm(model: GLLM, data: GLLMData, config: GLLMConfig, checkpoint_path: Path | None,
-                on_epoch_end: EpochCallback | None, show_progress: bool | None) -> GLLMResult:
+                on_epoch_end: EpochCallback | None, show_progress: bool | None, group: Group) -> GLLMResult:
     config.validate()
     params = [p for p in model.parameters() if p.requires_grad]
     if model.llm is not None:
         params += [p for p in model.llm.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
-    rng = np.random.default_rng(config.seed)
-    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)  # the same on every rank: every rank draws the whole batch
+    torch.manual_seed(config.seed + group.rank)  # dropout (LoRA) differs between ranks' rows
     state = TrainingState()
     if config.resume and checkpoint_path is not None and checkpoint_path.is_file():
         state = load_checkpoint(checkpoint_path, model, optimizer, rng)
+    module = group.wrap(Replica(model)) if group.distributed else model
     full_histories = user_histories(data.train, len(data.visible))
+    if not group.is_main:
+        on_epoch_end, show_progress, checkpoint_path = None, False, None
     if config.epochs:
         state = fit(
             "GLLM", Schedule(config.epochs, config.eval_every, config.patience, "recall_at_20"),
-            train_epoch=lambda epoch: _train_epoch(model, optimizer, data, config, rng, epoch, show_progress),
-            validate=lambda: _validate(model, data, config, full_histories),
+            train_epoch=lambda epoch: _train_epoch(model, module, optimizer, data, config, rng, epoch, show_progress,
+                                                   group),
+            validate=lambda: _validate(model, data, config, full_histories, group=group),
             snapshot=lambda: trainable_state(model), state=state, on_epoch_end=on_epoch_end,
             after_epoch=None if checkpoint_path is None else lambda s: save_checkpoint(checkpoint_path, model, optimizer,
                                                                                       rng, s),
@@ -151,18 +189,18 @@ def _train_gllm(model: GLLM, data: GLLMData, config: GLLMConfig, checkpoint_path
         if state.best_state is not None:
             load_trainable_state(model, state.best_state)
     if config.head_epochs:
-        state = _train_head(model, data, config, rng, full_histories, state, on_epoch_end, show_progress)
+        state = _train_head(model, module, data, config, rng, full_histories, state, on_epoch_end, show_progress, group)
         if state.best_state is not None:
             load_trainable_state(model, state.best_state)
     rows = state.rows
     if config.blend_grid:
-        rows = rows + choose_blend_weight(model, data, config, full_histories)
+        rows = rows + choose_blend_weight(model, data, config, full_histories, group)
     model.eval()
     return GLLMResult(model, pd.DataFrame(rows), state.best_epoch)
 
 
 def choose_blend_weight(model: GLLM, data: GLLMData, config: GLLMConfig,
-                        full_histories: list[np.ndarray]) -> list[dict[str, Any]]:
+                        full_histories: list[np.ndarray], group: Group = SINGLE) -> list[dict[str, Any]]:
     """Set ``model.blend_weight`` to the weight of ``config.blend_grid`` (or 0) that validates best.
 
     Returns one history row per weight (``phase: blend``). 0 is always a candidate: if no blend
@@ -172,7 +210,7 @@ def choose_blend_weight(model: GLLM, data: GLLMData, config: GLLMConfig,
     rows, best = [], (-1.0, 0.0)
     for weight in sorted({0.0, *config.blend_grid}):
         model.blend_weight.fill_(weight)
-        metrics = _validate(model, data, config, full_histories, cache)
+        metrics = _validate(model, data, config, full_histories, cache, group)
         rows.append({"phase": "blend", "blend_weight": weight, **metrics})
         best = max(best, (metrics["valid_recall_at_20"], weight))
     model.blend_weight.fill_(best[1])
@@ -189,7 +227,8 @@ def head_parameters(model: GLLM) -> list[torch.nn.Parameter]:
 
 
 def cache_hidden_states(model: GLLM, data: GLLMData, config: GLLMConfig, rng: np.random.Generator,
-                        show_progress: bool | None = None) -> tuple[torch.Tensor, torch.Tensor, list[Example]]:
+                        show_progress: bool | None = None,
+                        group: Group = SINGLE) -> tuple[torch.Tensor, torch.Tensor, list[Example]]:
     """The LLM's state at the prediction token for ``config.cache_draws`` epochs' examples.
 
     Returns (users, hidden states, examples) row-aligned; what feeds the LLM is frozen, so each
@@ -204,23 +243,23 @@ def cache_hidden_states(model: GLLM, data: GLLMData, config: GLLMConfig, rng: np
         for lo in tqdm(range(0, len(order), config.scoring_batch_size), desc="cache LLM states", unit="batch",
                        disable=None if show_progress is None else not show_progress):
             batch = [examples[i] for i in order[lo : lo + config.scoring_batch_size]]
-            hidden.append(model.hidden(torch.tensor([b[0] for b in batch]), [b[1] for b in batch]))
+            hidden.append(shared_hidden(model, torch.tensor([b[0] for b in batch]), [b[1] for b in batch], group))
     states = torch.empty_like(torch.cat(hidden)) if hidden else torch.zeros(0)
     if hidden:
         states[torch.from_numpy(order).to(states.device)] = torch.cat(hidden)
     return torch.tensor([e[0] for e in examples]), states, examples
 
 
-def _train_head(model: GLLM, data: GLLMData, config: GLLMConfig, rng: np.random.Generator,
+def _train_head(model: GLLM, module: nn.Module, data: GLLMData, config: GLLMConfig, rng: np.random.Generator,
                 full_histories: list[np.ndarray], before: TrainingState, on_epoch_end: EpochCallback | None,
-                show_progress: bool | None) -> TrainingState:
+                show_progress: bool | None, group: Group) -> TrainingState:
     """Cache-then-train: the GLLM layer alone, many epochs on cached LLM states; early-stopped on validation.
 
     Starts from the end-to-end phase's best (its score is the one to beat); epochs number on
     from the end-to-end ones, and each history row says its ``phase``.
     """
     start = time.perf_counter()
-    users, hidden, examples = cache_hidden_states(model, data, config, rng, show_progress)
+    users, hidden, examples = cache_hidden_states(model, data, config, rng, show_progress, group)
     cache_seconds = time.perf_counter() - start
     log.info("Cached %d LLM states (%d draws) in %.1f s", len(examples), config.cache_draws, cache_seconds)
     optimizer = torch.optim.AdamW(head_parameters(model), lr=config.head_learning_rate, weight_decay=config.weight_decay)
@@ -231,26 +270,25 @@ def _train_head(model: GLLM, data: GLLMData, config: GLLMConfig, rng: np.random.
         model.train()
         t0, losses = time.perf_counter(), []
         order = rng.permutation(len(examples))
+
+        def loss_of(rows: np.ndarray) -> torch.Tensor:
+            logits = module(users[rows], hidden=hidden[rows])
+            return gllm_loss(logits, [examples[r][2] for r in rows], [examples[r][3] for r in rows])
+
         for lo in range(0, len(order), config.head_batch_size):
-            rows = order[lo : lo + config.head_batch_size]
-            logits = model.logits(users[rows], hidden[rows], model.graph_base)
-            loss = gllm_loss(logits, [examples[r][2] for r in rows], [examples[r][3] for r in rows])
-            check_finite(loss, "GLLM head")
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
-        return {"phase": "head", "loss": float(np.mean(losses)), "seconds": time.perf_counter() - t0,
+            losses.append(shared_step(optimizer, order[lo : lo + config.head_batch_size], group, loss_of,
+                                      check=_finite("GLLM head")))
+        return {"phase": "head", "loss": mean_loss(losses, group), "seconds": time.perf_counter() - t0,
                 "cache_seconds": cache_seconds if epoch == 1 else 0.0, "graph_scale": model.graph_scale.item(),
                 "head_norm": float(model.head.weight.detach().norm())}
 
     if before.best_state is None:  # no end-to-end phase: the starting model (the graph's ranking) is the one to beat
-        start_score = _validate(model, data, config, full_histories, validation_cache)["valid_recall_at_20"]
+        start_score = _validate(model, data, config, full_histories, validation_cache, group)["valid_recall_at_20"]
         before = TrainingState(before.rows, before.epoch, start_score, before.epoch, trainable_state(model))
     state = TrainingState(best_score=before.best_score, best_epoch=before.best_epoch, best_state=before.best_state)
     state = fit("GLLM head", Schedule(config.head_epochs, config.head_eval_every, config.head_patience, "recall_at_20"),
                 train_epoch=train_epoch,
-                validate=lambda: _validate(model, data, config, full_histories, validation_cache),
+                validate=lambda: _validate(model, data, config, full_histories, validation_cache, group),
                 snapshot=lambda: trainable_state(model), state=state,
                 on_epoch_end=None if on_epoch_end is None else lambda e, m: on_epoch_end(offset + e, m),
                 show_progress=show_progress)
@@ -261,35 +299,37 @@ def _train_head(model: GLLM, data: GLLMData, config: GLLMConfig, rng: np.random.
                          state.best_state, state.evals_since_best)
 
 
-def _train_epoch(model: GLLM, optimizer: torch.optim.Optimizer, data: GLLMData, config: GLLMConfig,
-                 rng: np.random.Generator, epoch: int, show_progress: bool | None) -> dict[str, Any]:
-    """One pass over this epoch's examples; returns the epoch's row of the training history."""
+def _train_epoch(model: GLLM, module: nn.Module, optimizer: torch.optim.Optimizer, data: GLLMData,
+                 config: GLLMConfig, rng: np.random.Generator, epoch: int, show_progress: bool | None,
+                 group: Group) -> dict[str, Any]:
+    """One pass over this epoch's examples (each batch shared out over ``group``); the epoch's history row."""
     model.train()
     examples = epoch_examples(data, config, rng)
     start, losses = time.perf_counter(), []
     bar = tqdm(range(0, len(examples), config.batch_size), desc=f"GLLM epoch {epoch}", unit="batch",
                disable=None if show_progress is None else not show_progress)
     for lo in bar:
-        losses.append(gllm_step(model, optimizer, examples[lo : lo + config.batch_size]))
-        bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        losses.append(gllm_step(module, optimizer, examples[lo : lo + config.batch_size], group))
+        bar.set_postfix(loss=f"{losses[-1] * group.world_size:.3f}")
     seconds = time.perf_counter() - start
-    return {"phase": "end_to_end", "loss": float(np.mean(losses)), "seconds": seconds,
+    return {"phase": "end_to_end", "loss": mean_loss(losses, group), "seconds": seconds,
             "users_per_second": len(examples) / seconds, "graph_scale": model.graph_scale.item(),
             "head_norm": float(model.head.weight.detach().norm()), "peak_memory_mb": peak_memory_mb()}
 
 
 def _validate(model: GLLM, data: GLLMData, config: GLLMConfig, histories: list[np.ndarray],
-              cache: HiddenCache | None = None) -> dict[str, float]:
+              cache: HiddenCache | None = None, group: Group = SINGLE) -> dict[str, float]:
     """Validation metrics (``valid_*``) with the residual on ``data.eval_base``, and the scoring speed.
 
     ``cache``: hidden states kept between validations, while what feeds the LLM is frozen.
     """
     base = data.eval_base if data.eval_base is not None else model.graph_base
-    scorer = make_scorer(model, histories, config.history_length, config.scoring_batch_size, base, cache)
+    scorer = make_scorer(model, histories, config.history_length, config.scoring_batch_size, base, cache, group)
     t0 = time.perf_counter()
     metrics = ranking_metrics(scorer, data.train, data.valid, len(data.visible), data.n_items, [10, 20])
     row = {"scoring_users_per_second": data.valid["user_idx"].nunique() / (time.perf_counter() - t0)}
-    return {**row, **{f"valid_{k}": v for k, v in metrics.items()}}
+    # rank 0's numbers decide for every rank: one stopping epoch and one blend weight, even if scores differ
+    return group.broadcast({**row, **{f"valid_{k}": v for k, v in metrics.items()}})
 
 
 def save_checkpoint(path: Path, model: GLLM, optimizer: torch.optim.Optimizer, rng: np.random.Generator,
@@ -306,7 +346,7 @@ def save_checkpoint(path: Path, model: GLLM, optimizer: torch.optim.Optimizer, r
 def load_checkpoint(path: Path, model: GLLM, optimizer: torch.optim.Optimizer, rng: np.random.Generator) -> TrainingState:
     """Restore model, optimiser and sampling RNG from ``path``; returns where training stood."""
     try:
-        saved = torch.load(path, weights_only=False)
+        saved = torch.load(path, map_location="cpu", weights_only=False)  # loading moves it to the model's device
     except (RuntimeError, EOFError, pickle.UnpicklingError) as error:  # truncated or not a checkpoint
         raise InputError(f"checkpoint {path}", f"a corrupted file ({str(error).splitlines()[0]})",
                          "a complete checkpoint: delete the file, or run with gllm_finetune.gllm.resume=false "

@@ -160,7 +160,9 @@ def build_gllm(llm: nn.Module | None, tokenizer, item_projector: Projector, grap
         llm = None
     elif config.lora.enabled:
         llm = attach_lora(llm, config.lora)
-    return GLLM(llm, tokenizer, item_projector, graph_user, graph_item, config)
+    model = GLLM(llm, tokenizer, item_projector, graph_user, graph_item, config)
+    # on the LLM's device (a GPU): the projectors, tokens, head and graph inputs in float32 beside it
+    return model if llm is None else model.to(next(llm.parameters()).device)
 
 
 def _check_projector_fits(projector: Projector, graph_item: torch.Tensor, llm: nn.Module | None) -> None:
@@ -174,10 +176,17 @@ def _check_projector_fits(projector: Projector, graph_item: torch.Tensor, llm: n
 
 def glta_artifact(model: GLLM, llm: LLMConfig) -> TensorArtifact:
     """A trained GLLM's weights with everything :func:`restore_gllm` needs to rebuild it."""
-    graph = graph_shape({"user": model.graph_user, "item": model.graph_item}, "GLLM graph embeddings")
-    return TensorArtifact(trainable_state(model), {
-        "kind": GLTA_KIND, "gllm": to_dict(model.config), "llm": to_dict(llm),
-        "item_projector": model.item_projector.spec.to_dict(), "graph": graph})
+    return glta_state_artifact(trainable_state(model), model.config, llm, model.item_projector.spec,
+                               {"user": model.graph_user, "item": model.graph_item})
+
+
+def glta_state_artifact(state: dict[str, torch.Tensor], config: GLLMConfig, llm: LLMConfig, projector: ProjectorSpec,
+                        backbone: Mapping[str, torch.Tensor]) -> TensorArtifact:
+    """:func:`glta_artifact` of a trained state (:func:`trainable_state`) that came without its model
+    (from a data-parallel run's rank 0); ``backbone``: the graph embeddings it was trained on."""
+    return TensorArtifact(state, {
+        "kind": GLTA_KIND, "gllm": to_dict(config), "llm": to_dict(llm), "item_projector": projector.to_dict(),
+        "graph": graph_shape(backbone, "GLLM graph embeddings")})
 
 
 def restore_gllm(weights: Mapping[str, torch.Tensor], backbone_embeddings: Mapping[str, torch.Tensor],

@@ -12,17 +12,16 @@ import torch
 
 from glta_pipelines.core.artifacts import TensorArtifact, artifact_config
 from glta_pipelines.core.config import config_from_params
+from glta_pipelines.core.distributed import DataParallelConfig
 from glta_pipelines.core.glta import (
-    GLLMData,
-    build_gllm,
     check_same_llm,
     gllm_config_from_params,
     glta_artifact,
-    load_projector,
-    train_gllm,
-    user_histories,
+    glta_state_artifact,
+    projector_spec,
 )
-from glta_pipelines.core.llm import LLMConfig, load_llm
+from glta_pipelines.core.glta.data_parallel import GLLMJob, train_data_parallel
+from glta_pipelines.core.llm import LLMConfig
 from glta_pipelines.tracking import epoch_logger
 
 
@@ -30,7 +29,7 @@ def finetune_gllm(
     backbone_embeddings: dict[str, torch.Tensor], lightgcn_embeddings: dict[str, torch.Tensor],
     item_projector: TensorArtifact, backbone_train: pd.DataFrame, alignment_targets: pd.DataFrame,
     train: pd.DataFrame, valid: pd.DataFrame, item_map: pd.DataFrame,
-    llm: dict[str, Any], gllm: dict[str, Any], checkpoint_dir: str,
+    llm: dict[str, Any], gllm: dict[str, Any], checkpoint_dir: str, data_parallel: dict[str, Any],
 ) -> tuple[TensorArtifact, pd.DataFrame]:
     """Train projectors, soft tokens and the GLLM head (and LoRA when enabled).
 
@@ -38,23 +37,25 @@ def finetune_gllm(
     other parameters still loads as what it is. Holdout scheme: prompts show the backbone's
     training items, targets are the held-out ones. Mask scheme: each step hides a fraction of
     the training items as targets. Validation (and model selection) scores with LightGCN trained
-    on all of train as the residual base. Returns the weights with everything needed to rebuild
-    the model (``core.glta.restore_gllm``), and the per-epoch history.
+    on all of train as the residual base. With ``data_parallel.processes`` > 1 the training runs
+    on that many torchrun processes (DDP) while this node, the catalog and the MLflow run stay
+    here. Returns the weights with everything needed to rebuild the model
+    (``core.glta.restore_gllm``), and the per-epoch history.
     """
     config = gllm_config_from_params(gllm)
     llm_config = config_from_params(LLMConfig, llm, "llm")
+    parallel = config_from_params(DataParallelConfig, data_parallel, "data_parallel")
     check_same_llm(item_projector, llm_config)  # also fails for a projector file without a config, before loading
-    model_llm, tokenizer = load_llm(llm_config)
-    model = build_gllm(model_llm, tokenizer, load_projector(item_projector), backbone_embeddings["user"],
-                       backbone_embeddings["item"], config)
-    n_users = len(backbone_embeddings["user"])
-    visible = backbone_train if config.target_scheme == "holdout" else train
-    data = GLLMData(user_histories(visible, n_users), user_histories(alignment_targets, n_users), train, valid,
-                    len(item_map), eval_base=(lightgcn_embeddings["user"], lightgcn_embeddings["item"]))
     inputs = input_fingerprint([item_projector, backbone_embeddings, lightgcn_embeddings],
                                [backbone_train, alignment_targets, train, valid])
-    checkpoint = _checkpoint_path(checkpoint_dir, llm, artifact_config(item_projector), gllm, inputs)
-    result = train_gllm(model, data, config, checkpoint, on_epoch_end=epoch_logger("gllm"))
+    job = GLLMJob(llm_config, item_projector, backbone_embeddings, lightgcn_embeddings,
+                  backbone_train if config.target_scheme == "holdout" else train, alignment_targets, train, valid,
+                  len(item_map), config,
+                  _checkpoint_path(checkpoint_dir, llm, artifact_config(item_projector), gllm, inputs))
+    if parallel.processes > 1:
+        state, history = train_data_parallel(job, parallel, on_epoch_end=epoch_logger("gllm"))
+        return glta_state_artifact(state, config, llm_config, projector_spec(item_projector), backbone_embeddings), history
+    result = job.run(on_epoch_end=epoch_logger("gllm"))
     return glta_artifact(result.model, llm_config), result.history
 
 

@@ -20,10 +20,11 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             Node(finetune_gllm,
-                 inputs=[*EXTERNAL_INPUTS, "params:llm", "params:gllm", "params:checkpoint_dir"],
+                 inputs=[*EXTERNAL_INPUTS, "params:llm", "params:gllm", "params:checkpoint_dir",
+                         "params:data_parallel"],
                  outputs=["weights", "history"], name="finetune_gllm"),
         ],
         namespace="gllm_finetune",
         inputs=EXTERNAL_INPUTS,
-        parameters={"params:llm": "params:llm"},
+        parameters={"params:llm": "params:llm", "params:data_parallel": "params:data_parallel"},
     )
