@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from kedro.framework.cli.cli import KedroCLI
 
 from glta_pipelines.core.errors import InputError
-from glta_pipelines.lineage import SIDECAR, LineageError
+from glta_pipelines.lineage import SIDECAR, LineageError, distinct_save_version
 from tests.sessions import run, runs
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("tiny_llm")]
@@ -202,6 +202,20 @@ def test_two_first_runs_at_once_both_finish(project):
         assert warning not in outputs[0] + outputs[1]
     _, found = runs(project)
     assert sorted(r.info.status for r in found) == ["FINISHED", "FINISHED"]
+
+
+def _draw_versions(count: int) -> list[str]:
+    return [distinct_save_version() for _ in range(count)]
+
+
+def test_processes_drawing_save_versions_at_once_never_share_one():
+    """Kedro's own version is the millisecond a session starts: the runs above could collide (and did)."""
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(3) as pool:
+        drawn = [v for versions in pool.map(_draw_versions, [100] * 3) for v in versions]
+    assert len(set(drawn)) == 300
+    assert all(len(v) == len("2026-11-23T11.27.23.219Z") and v.endswith("Z") for v in drawn)
 
 
 def test_a_run_killed_with_sigkill_is_marked_killed_and_its_partial_outputs_refused(project_after_full):

@@ -1,4 +1,4 @@
-"""Project CLI: ``kedro seeds`` (``seeds.py``), and ``kedro run``: Kedro's own, with two differences.
+"""Project CLI: ``kedro seeds`` (``seeds.py``), and ``kedro run``: Kedro's own, with three differences.
 
 - A known error (bad parameters or data, inputs of mixed generations, a corrupted artifact: any
   :class:`~glta_pipelines.core.errors.InputError`, also when Kedro wrapped it) ends with its one-line
@@ -6,6 +6,8 @@
   unexpected errors always keep theirs.
 - ``--params`` splits on commas outside brackets, so lists work:
   ``--params graph.split.ratios=[0.8,0.1,0.1]`` (Kedro's own splits the list apart).
+- Two runs started in the same millisecond get distinct save versions
+  (:func:`~glta_pipelines.lineage.distinct_save_versions`); Kedro's would collide.
 
 Kedro loads this module's ``cli`` group and lets its commands override the built-in ones.
 """
@@ -57,8 +59,11 @@ def split_params(ctx: click.Context, param: Any, value: Any) -> Any:
 
 
 def _run(**kwargs: Any) -> Any:
+    from glta_pipelines.lineage import distinct_save_versions
+
     try:
-        return kedro_run.callback(**kwargs)
+        with distinct_save_versions():  # two runs started at once never share a version folder
+            return kedro_run.callback(**kwargs)
     except Exception as error:
         known = known_error(error)
         if known is None or os.environ.get(TRACEBACK_ENV):
@@ -99,8 +104,11 @@ def seeds_command(pipeline: str, seeds: str, vary_split: bool, reference: str, e
                   output: str | None, from_run: str | None) -> None:
     """Run PIPELINE once per training seed (nested MLflow runs under one parent) and print the
     summary: mean ± sd, 95% interval and paired difference from the reference, per method and metric."""
+    from glta_pipelines.lineage import distinct_save_versions
+
     try:
-        table = _seeds(pipeline, seeds, vary_split, reference, env, params, from_run)
+        with distinct_save_versions():
+            table = _seeds(pipeline, seeds, vary_split, reference, env, params, from_run)
     except InputError as error:
         if os.environ.get(TRACEBACK_ENV):
             raise

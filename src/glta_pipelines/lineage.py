@@ -12,14 +12,20 @@ rebuilds them. Missing inputs are refused together, with the stages that write t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import tempfile
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import fsspec
-from kedro.io.core import AbstractVersionedDataset, DatasetError, get_filepath_str
+from filelock import FileLock
+from kedro.io.core import AbstractVersionedDataset, DatasetError, generate_timestamp, get_filepath_str
 from kedro.pipeline import Pipeline
 
 from glta_pipelines.core.errors import InputError
@@ -30,6 +36,8 @@ log = logging.getLogger(__name__)
 
 SIDECAR = "lineage.json"
 THIS_RUN = "(this run)"
+# one lock per user and machine: the runs whose save versions could collide share a clock
+VERSION_LOCK = Path(tempfile.gettempdir()) / f"glta-pipelines-{getattr(os, 'getuid', lambda: 0)()}.versions.lock"
 
 
 class LineageError(InputError):
@@ -233,3 +241,32 @@ def versioned(catalog: Any, name: str) -> AbstractVersionedDataset | None:
         return None
     dataset = catalog[name]
     return dataset if isinstance(dataset, AbstractVersionedDataset) and dataset._version else None
+
+
+def distinct_save_version() -> str:
+    """A Kedro save version (the millisecond it was drawn) that no other process of this user on this
+    machine draws: the lock is held until the clock has moved past it."""
+    with FileLock(VERSION_LOCK, timeout=60):
+        version = generate_timestamp()
+        while generate_timestamp() == version:
+            time.sleep(0.0002)
+    return version
+
+
+@contextlib.contextmanager
+def distinct_save_versions() -> Iterator[None]:
+    """Sessions created inside this block get distinct save versions.
+
+    Kedro names a run's versions after the millisecond its session is created; two runs started in the
+    same millisecond (a script's ``&``, an orchestrator's parallel tasks) would write one version folder,
+    and the second run's first save would fail with "must not exist if versioning is enabled". Runs on
+    different machines that share a data root are not covered: their clocks share no lock.
+    """
+    import kedro.framework.session.session as kedro_session
+
+    kedro_default = kedro_session.generate_timestamp
+    kedro_session.generate_timestamp = distinct_save_version
+    try:
+        yield
+    finally:
+        kedro_session.generate_timestamp = kedro_default
