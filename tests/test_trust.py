@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from kedro.framework.cli.cli import KedroCLI
 
 from glta_pipelines.core.errors import InputError
-from glta_pipelines.lineage import SIDECAR, LineageError, distinct_save_version
+from glta_pipelines.lineage import SIDECAR, LineageError, distinct_save_version, distinct_save_versions
 from tests.sessions import run, runs
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("tiny_llm")]
@@ -216,6 +216,12 @@ def test_processes_drawing_save_versions_at_once_never_share_one():
         drawn = [v for versions in pool.map(_draw_versions, [100] * 3) for v in versions]
     assert len(set(drawn)) == 300
     assert all(len(v) == len("2026-11-23T11.27.23.219Z") and v.endswith("Z") for v in drawn)
+    import kedro.framework.session.session as kedro_session  # what `kedro run` and `kedro seeds` wrap
+
+    kedro_default = kedro_session.generate_timestamp
+    with distinct_save_versions():
+        assert kedro_session.generate_timestamp is distinct_save_version
+    assert kedro_session.generate_timestamp is kedro_default
 
 
 def test_a_run_killed_with_sigkill_is_marked_killed_and_its_partial_outputs_refused(project_after_full):
