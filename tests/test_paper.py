@@ -37,16 +37,17 @@ def test_paper_pipeline_reports_every_method_in_one_run(project):
     assert len(list(text.iterdir())) == 1  # one versioned cache of the item text embeddings
 
 
-def test_seeds_command_nests_one_run_per_seed_and_summarises_them(project):
-    params = (f"dataset.name=generic,dataset.path={DATASET['path']},llm.model={os.environ['GLTA_TEST_LLM']},"
+def test_seeds_command_nests_one_run_per_seed_and_summarises_them(project_after_full):
+    project = project_after_full  # each seed re-trains the GLLM on the persisted graph and LightGCN
+    params = (f"llm.model={os.environ['GLTA_TEST_LLM']},"
               "registry.log_model=false")  # no model per seed: logging is tested in test_serving
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
-    result = subprocess.run([sys.executable, "-m", "kedro", "seeds", "--env", "test", "--pipeline", "full",
+    result = subprocess.run([sys.executable, "-m", "kedro", "seeds", "--env", "test", "--pipeline", "gllm",
                              "--seeds", "2025,2026", "--params", params, "--output", "table.md"],
                             cwd=project, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     client, found = runs(project)
-    parent = next(r for r in found if r.info.run_name == "seeds:fullx2")
+    parent = next(r for r in found if r.info.run_name == "seeds:gllmx2")
     children = [r for r in found if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert parent.info.status == "FINISHED" and sorted(r.data.tags["seed"] for r in children) == ["2025", "2026"]
     assert {r.data.params["pretrain_gnn.lightgcn.seed"] for r in children} == {"2025", "2026"}
@@ -63,7 +64,7 @@ def test_seeds_command_nests_one_run_per_seed_and_summarises_them(project):
     from click.testing import CliRunner
     from kedro.framework.cli.cli import KedroCLI
 
-    again = CliRunner().invoke(KedroCLI(project), ["seeds", "--env", "test", "--pipeline", "full", "--from-run",
+    again = CliRunner().invoke(KedroCLI(project), ["seeds", "--env", "test", "--pipeline", "gllm", "--from-run",
                                                    parent.info.run_id, "--reference", "popularity"])
     assert again.exit_code == 0, again.output[-2000:]
     assert "Δ Recall@20 vs Popularity" in again.output
