@@ -13,7 +13,6 @@ from glta_pipelines.core.glta import (
     GLLMData,
     LoraSettings,
     Projector,
-    build_gllm,
     check_same_llm,
     from_dict,
     gllm_config_from_params,
@@ -33,18 +32,10 @@ from glta_pipelines.core.glta import (
     trainable_state,
     user_histories,
 )
+from tests.core.gllm import tiny_gllm
 from glta_pipelines.core.llm import LLMConfig
 from glta_pipelines.datasets import SafetensorsDataset
 from glta_pipelines.core.ranking import rank_top_k
-
-
-def _model(tiny, graph, **overrides) -> GLLM:
-    llm, tokenizer = tiny
-    _, users, items, _ = graph
-    torch.manual_seed(0)
-    projector = Projector(8, llm.config.hidden_size).fit_scales(items, token_norm(llm))
-    config = GLLMConfig(**{"batch_size": 16, "epochs": 2, "target_scheme": "mask", **overrides})
-    return build_gllm(llm, tokenizer, projector, users, items, config)
 
 
 def test_projector_starts_at_the_llms_token_scale(tiny, graph):
@@ -75,11 +66,11 @@ def test_target_template_errors_name_the_fields(graph, items):
 
 def test_template_must_hold_every_slot(tiny, graph):
     with pytest.raises(InputError, match=r"prompt_template.*<prediction>"):
-        _model(tiny, graph, prompt_template="User <user> watched <history> <profile>")
+        tiny_gllm(tiny, graph, prompt_template="User <user> watched <history> <profile>")
 
 
 def test_residual_head_starts_exactly_at_the_graph_ranking(tiny, graph):
-    model = _model(tiny, graph)
+    model = tiny_gllm(tiny, graph)
     _, users, items, _ = graph
     batch = torch.arange(5)
     logits = model.logits(batch, model.hidden(batch, [np.array([0, 1, 2])] * 5), model.graph_base)
@@ -90,7 +81,7 @@ def test_residual_head_starts_exactly_at_the_graph_ranking(tiny, graph):
 @pytest.mark.parametrize("overrides", [{}, {"scoring_space": "token"}, {"encoder": "mean"}, {"residual": False}])
 def test_gllm_logits_cover_all_items_and_masked_items_are_never_recommended(tiny, graph, overrides):
     splits, users, items, _ = graph
-    model = _model(tiny, graph, **overrides)
+    model = tiny_gllm(tiny, graph, **overrides)
     histories = user_histories(splits["train"], users.shape[0])
     scorer = make_scorer(model, histories, 10, 7, model.graph_base)
     all_users = torch.arange(users.shape[0])
@@ -109,7 +100,7 @@ def test_gllm_loss_ignores_masked_items():
 
 def test_gllm_training_moves_the_correction_and_reports_progress(tiny, graph):
     splits, users, items, _ = graph
-    model = _model(tiny, graph, learning_rate=0.01)
+    model = tiny_gllm(tiny, graph, learning_rate=0.01)
     data = GLLMData(user_histories(splits["train"], users.shape[0]), [], splits["train"], splits["valid"], items.shape[0])
     result = train_gllm(model, data, model.config, show_progress=False)
     assert list(result.history["epoch"]) == [1, 2]
@@ -119,7 +110,7 @@ def test_gllm_training_moves_the_correction_and_reports_progress(tiny, graph):
 
 def test_best_validation_epoch_is_the_model_returned(tiny, graph):
     splits, users, items, _ = graph
-    model = _model(tiny, graph, epochs=4, patience=10, learning_rate=0.05)
+    model = tiny_gllm(tiny, graph, epochs=4, patience=10, learning_rate=0.05)
     data = GLLMData(user_histories(splits["train"], users.shape[0]), [], splits["train"], splits["valid"], items.shape[0])
     snapshot = trainable_state(model)
     result = train_gllm(model, data, model.config, show_progress=False)
@@ -137,13 +128,13 @@ def test_best_validation_epoch_is_the_model_returned(tiny, graph):
 def test_resume_continues_from_the_last_checkpoint(tiny, graph, tmp_path):
     splits, users, items, _ = graph
     data = GLLMData(user_histories(splits["train"], users.shape[0]), [], splits["train"], splits["valid"], items.shape[0])
-    straight = train_gllm(_model(tiny, graph, epochs=3, patience=10), data,
-                          _model(tiny, graph, epochs=3, patience=10).config, show_progress=False)
+    straight = train_gllm(tiny_gllm(tiny, graph, epochs=3, patience=10), data,
+                          tiny_gllm(tiny, graph, epochs=3, patience=10).config, show_progress=False)
 
     path = tmp_path / "ckpt.pt"
-    interrupted = _model(tiny, graph, epochs=1, patience=10)
+    interrupted = tiny_gllm(tiny, graph, epochs=1, patience=10)
     first = train_gllm(interrupted, data, interrupted.config, checkpoint_path=path, show_progress=False)
-    resumed = _model(tiny, graph, epochs=3, patience=10, resume=True)
+    resumed = tiny_gllm(tiny, graph, epochs=3, patience=10, resume=True)
     result = train_gllm(resumed, data, resumed.config, checkpoint_path=path, show_progress=False)
 
     assert list(result.history["epoch"]) == [1, 2, 3]
@@ -155,7 +146,7 @@ def test_resume_continues_from_the_last_checkpoint(tiny, graph, tmp_path):
 
 def test_lora_weights_are_saved_and_restored_without_touching_the_shared_llm(tiny, graph):
     llm, tokenizer = tiny
-    model = _model(tiny, graph, lora=LoraSettings(enabled=True, rank=2, alpha=4, dropout=0.0))
+    model = tiny_gllm(tiny, graph, lora=LoraSettings(enabled=True, rank=2, alpha=4, dropout=0.0))
     state = trainable_state(model)
     lora_keys = [k for k in state if k.startswith("lora::")]
     assert lora_keys and not any("lora_" in n for n, _ in llm.named_parameters())
@@ -169,7 +160,7 @@ def test_holdout_scheme_trains_on_held_out_targets_only(tiny, graph):
     train = splits["train"]
     targets = train.groupby("user_idx").head(1)
     visible = train.drop(targets.index)
-    model = _model(tiny, graph, target_scheme="holdout", epochs=1)
+    model = tiny_gllm(tiny, graph, target_scheme="holdout", epochs=1)
     data = GLLMData(user_histories(visible, users.shape[0]), user_histories(targets, users.shape[0]), train,
                     splits["valid"], items.shape[0])
     result = train_gllm(model, data, model.config, show_progress=False)
@@ -196,9 +187,9 @@ def _perturbed(model: GLLM) -> GLLM:
 
 @pytest.mark.parametrize("overrides", [{}, {"lora": LoraSettings(enabled=True, rank=2, alpha=4, dropout=0.0)},
                                        {"encoder": "mean", "user_projector_kind": "mlp"}])
-def test_weights_artifact_alone_rebuilds_the_trained_model(tiny, graph, tiny_llm_config, tmp_path, overrides):
+def test_weights_artifact_alone_rebuilds_the_trainedtiny_gllm(tiny, graph, tiny_llm_config, tmp_path, overrides):
     splits, users, items, _ = graph
-    model = _perturbed(_model(tiny, graph, **overrides))
+    model = _perturbed(tiny_gllm(tiny, graph, **overrides))
     weights = _through_catalog(glta_artifact(model, tiny_llm_config), tmp_path, "gllm")
     assert weights.config["kind"] == "glta" and weights.config["llm"]["model"] == tiny_llm_config.model
     assert weights.config["graph"] == {"n_users": users.shape[0], "n_items": items.shape[0], "embedding_dim": 8}
@@ -235,7 +226,7 @@ def test_projector_whose_config_and_tensors_disagree_fails_naming_both(tiny, tin
 
 def test_weights_for_another_graph_fail_naming_both_shapes(tiny, graph, tiny_llm_config):
     _, users, items, _ = graph
-    weights = glta_artifact(_model(tiny, graph), tiny_llm_config)
+    weights = glta_artifact(tiny_gllm(tiny, graph), tiny_llm_config)
     other = {"user": torch.randn(1000, 4), "item": torch.randn(1000, 4)}
     expected = f"8-d embeddings of {users.shape[0]} users and {items.shape[0]} items"
     with pytest.raises(InputError, match=rf"backbone embeddings.*found 4-d embeddings of 1,000 users and 1,000 items.*"
@@ -244,7 +235,7 @@ def test_weights_for_another_graph_fail_naming_both_shapes(tiny, graph, tiny_llm
 
 
 def test_residual_base_of_another_graph_fails(tiny, graph):
-    model = _model(tiny, graph)
+    model = tiny_gllm(tiny, graph)
     with pytest.raises(InputError, match=r"LightGCN.*found 8-d embeddings of 5 users.*embeddings of the 60 users"):
         residual_base(model, {"user": torch.randn(5, 8), "item": torch.randn(40, 8)}, "LightGCN embeddings")
 
@@ -276,7 +267,7 @@ def test_gllm_config_round_trips_through_its_dict_form():
 
 def test_scorers_sharing_a_cache_run_each_prompt_through_the_llm_once(tiny, graph):
     splits, users, _, _ = graph
-    model = _model(tiny, graph)
+    model = tiny_gllm(tiny, graph)
     with torch.no_grad():  # a trained-looking correction, so the hidden state matters
         model.head.weight.normal_()
     histories = user_histories(splits["train"], users.shape[0])

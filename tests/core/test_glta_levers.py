@@ -11,27 +11,16 @@ from glta_pipelines.core.glta import (
     AlignConfig,
     GLLMConfig,
     GLLMData,
-    Projector,
-    build_gllm,
     epoch_examples,
     item_texts,
-    token_norm,
     train_gllm,
     train_item_alignment,
     user_histories,
 )
 from glta_pipelines.core.glta.alignment import starts_with_title
 from glta_pipelines.core.glta.training import cache_hidden_states, head_parameters
+from tests.core.gllm import tiny_gllm
 from glta_pipelines.core.llm import keep_first_layers
-
-
-def _model(tiny, graph, **overrides):
-    llm, tokenizer = tiny
-    _, users, items, _ = graph
-    torch.manual_seed(0)
-    projector = Projector(8, llm.config.hidden_size).fit_scales(items, token_norm(llm))
-    config = GLLMConfig(**{"batch_size": 16, "epochs": 1, "target_scheme": "mask", **overrides})
-    return build_gllm(llm, tokenizer, projector, users, items, config)
 
 
 def _data(graph):
@@ -52,7 +41,7 @@ def test_multinomial_prompt_drops_items_and_targets_them_all(graph):
 
 @pytest.mark.parametrize("kind, expected", [("items", 7), ("mean", 1), ("chunks", 3)])
 def test_history_slot_holds_item_tokens_their_mean_or_chunk_means(tiny, graph, kind, expected):
-    model = _model(tiny, graph, history_tokens=kind, history_chunks=3)
+    model = tiny_gllm(tiny, graph, epochs=1, history_tokens=kind, history_chunks=3)
     tokens = torch.randn(7, 4)
     out = model.history_tokens(tokens)
     assert out.shape == (expected, 4)
@@ -66,7 +55,7 @@ def test_history_slot_holds_item_tokens_their_mean_or_chunk_means(tiny, graph, k
 
 
 def test_cache_then_train_moves_only_the_gllm_layer(tiny, graph):
-    model = _model(tiny, graph, epochs=0, head_epochs=6, cache_draws=2, head_eval_every=2, head_patience=10,
+    model = tiny_gllm(tiny, graph, epochs=0, head_epochs=6, cache_draws=2, head_eval_every=2, head_patience=10,
                    head_learning_rate=0.05, history_length=1000)
     feeding = {k: v.clone() for k, v in model.state_dict().items() if k.split(".")[0] not in
                ("norm", "head", "item_bias", "graph_scale")}
@@ -83,14 +72,14 @@ def test_cache_then_train_moves_only_the_gllm_layer(tiny, graph):
 
 
 def test_head_phase_follows_the_end_to_end_epochs(tiny, graph):
-    model = _model(tiny, graph, epochs=1, head_epochs=2, cache_draws=1, head_eval_every=1, learning_rate=0.01)
+    model = tiny_gllm(tiny, graph, epochs=1, head_epochs=2, cache_draws=1, head_eval_every=1, learning_rate=0.01)
     result = train_gllm(model, _data(graph), model.config, show_progress=False)
     assert list(result.history["epoch"]) == [1, 2, 3]
     assert list(result.history["phase"]) == ["end_to_end", "head", "head"]
 
 
 def test_cached_states_are_the_llms_for_each_draw(tiny, graph):
-    model = _model(tiny, graph, cache_draws=2, history_length=1000)
+    model = tiny_gllm(tiny, graph, epochs=1, cache_draws=2, history_length=1000)
     data = _data(graph)
     users, hidden, examples = cache_hidden_states(model, data, model.config, np.random.default_rng(0), False)
     assert len(users) == len(examples) == hidden.shape[0] == 2 * sum(len(h) >= 2 for h in data.visible)
@@ -101,12 +90,12 @@ def test_cached_states_are_the_llms_for_each_draw(tiny, graph):
 
 def test_cosine_logits_start_at_the_graph_ranking_and_learn_a_temperature(tiny, graph):
     _, users, items, _ = graph
-    model = _model(tiny, graph, logits="cosine", temperature=0.2)
+    model = tiny_gllm(tiny, graph, epochs=1, logits="cosine", temperature=0.2)
     batch = torch.arange(3)
     logits = model.logits(batch, model.hidden(batch, [np.array([0, 1])] * 3), model.graph_base)
     torch.testing.assert_close(logits, users[batch] @ items.T)
     assert model.log_temperature.requires_grad and model.log_temperature.item() == pytest.approx(np.log(0.2))
-    assert "log_temperature" not in dict(_model(tiny, graph).named_parameters())  # dot models keep their keys
+    assert "log_temperature" not in dict(tiny_gllm(tiny, graph).named_parameters())  # dot models keep their keys
 
 
 @pytest.mark.parametrize("objective", ["regress", "contrast"])

@@ -50,11 +50,10 @@ def text_table(path: Path, parse: Parser | Callable[[str], Parser], expected: st
                encoding: str = "utf-8", id_of: Callable[[str], str | None] | None = None) -> TableSource:
     """A line-oriented text file (plain or gzip). ``id_of`` cheaply finds a line's id (or None)."""
     def chunks(quarantine: Quarantine, chunk_lines: int, keep_id: Callable[[str], bool] | None) -> Iterator[Chunk]:
-        prefilter = None
-        if keep_id is not None and id_of is not None:
-            def prefilter(line: str) -> bool:
-                found = id_of(line)
-                return found is None or keep_id(found)
+        def kept(line: str) -> bool:
+            found = id_of(line)
+            return found is None or keep_id(found)
+        prefilter = kept if keep_id is not None and id_of is not None else None
         return parsed_chunks(path, parse, expected, quarantine, chunk_lines=chunk_lines, encoding=encoding,
                              header=header, prefilter=prefilter)
     return TableSource(path, chunks)
