@@ -19,12 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
-import socket
 import statistics
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -36,6 +32,7 @@ import torch
 from report import write_report
 from glta_pipelines.core.glta import history_scorer
 from glta_pipelines.core.ranking import per_user_metrics, rank_top_k
+from glta_pipelines.serving.process import free_port, mlflow_command
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,37 +42,12 @@ def latest(path: str) -> pd.DataFrame:
     return pd.read_parquet(sorted(p for p in folder.iterdir() if p.is_dir())[-1] / folder.name)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def post(port: int, records: list[dict]) -> list[dict]:
     request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations",
                                      data=json.dumps({"dataframe_records": records}).encode(),
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=600) as response:
         return json.loads(response.read())["predictions"]
-
-
-def serve(uri: str, model: str, port: int, log_path: Path) -> subprocess.Popen:
-    bin_dir = Path(sys.executable).parent
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
-    process = subprocess.Popen([str(bin_dir / "mlflow"), "models", "serve", "-m", model, "--env-manager", "local",
-                                "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env,
-                               stdout=log_path.open("w"), stderr=subprocess.STDOUT)
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the server exited; its log: {log_path}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2):
-                return process
-        except OSError:
-            time.sleep(1)
-    process.terminate()
-    raise SystemExit(f"no answer on /ping after 300 s; its log: {log_path}")
 
 
 def main() -> None:
@@ -104,8 +76,10 @@ def main() -> None:
     known = per_user_metrics(history_scorer(model, seen, n_users, base), seen, test, n_users, n_items, (20,))[1]
 
     port = free_port()
-    server = serve(args.tracking_uri, args.model, port, ROOT / "benchmarks/results/serve.log")
-    try:
+    with mlflow_command(["models", "serve", "-m", args.model, "--env-manager", "local", "--host", "127.0.0.1",
+                         "--port", str(port)], f"http://127.0.0.1:{port}/ping",
+                        ROOT / "benchmarks/results/serve.log", timeout=300,
+                        env={"MLFLOW_TRACKING_URI": args.tracking_uri}, cwd=ROOT):
         user_ids = recommender.user_ids
         rng = np.random.default_rng(0)
         post(port, [{"user_id": user_ids[0], "k": 10}])  # warm-up
@@ -129,9 +103,6 @@ def main() -> None:
             rows = post(port, [{"history": histories[u], "k": 20} for u in chunk])
             answers += [(chunk[r["request"]], recommender.item_index[r["item_id"]], r["rank"]) for r in rows]
         new_user_seconds = time.perf_counter() - begin
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
     scores = torch.full((n_users, n_items), -1e9)
     for user, item, rank in answers:

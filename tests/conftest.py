@@ -55,19 +55,12 @@ def items() -> pd.DataFrame:
     return make_items()
 
 
-ROOT = __import__("pathlib").Path(__file__).parents[1]
-
-
 @pytest.fixture
 def project_copy(tmp_path, monkeypatch):
-    """A throw-away copy of the Kedro project (conf and metadata; the package itself is installed):
-    own data folder and own MLflow store, so a test never touches the developer's runs."""
-    import shutil
+    """A throw-away copy of the Kedro project (:func:`tests.sessions.new_project`), the working directory."""
+    from tests.sessions import new_project
 
-    shutil.copytree(ROOT / "conf", tmp_path / "conf")
-    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    (tmp_path / "src").mkdir()  # Kedro requires the source folder to exist inside the project
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(new_project(tmp_path))
     return tmp_path
 
 
@@ -111,16 +104,11 @@ def project(project_copy):
 def full_template(tmp_path_factory, tiny_llm_dir):
     """One `kedro run --env test --pipelines=full` (tiny LLM) per test session; tests that begin after
     such a run start from a copy of it (``project_after_full``) instead of training again."""
-    import shutil
-
     from kedro.framework.startup import bootstrap_project
 
-    from tests.sessions import run
+    from tests.sessions import new_project, run
 
-    template = tmp_path_factory.mktemp("full_template")
-    shutil.copytree(ROOT / "conf", template / "conf")
-    shutil.copy(ROOT / "pyproject.toml", template / "pyproject.toml")
-    (template / "src").mkdir()
+    template = new_project(tmp_path_factory.mktemp("full_template"))
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(template)
         patch.setenv("GLTA_TEST_LLM", str(tiny_llm_dir))

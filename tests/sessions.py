@@ -10,6 +10,18 @@ from kedro.framework.session import KedroSession
 from mlflow.tracking import MlflowClient
 
 FIXTURES = Path(__file__).parent / "fixtures" / "datasets"
+ROOT = Path(__file__).parents[1]
+
+
+def new_project(path: Path) -> Path:
+    """A throw-away copy of the Kedro project at ``path`` (conf and metadata; the package itself is
+    installed): own data folder and own MLflow store, so a test never touches the developer's runs."""
+    import shutil
+
+    shutil.copytree(ROOT / "conf", path / "conf")
+    shutil.copy(ROOT / "pyproject.toml", path / "pyproject.toml")
+    (path / "src").mkdir()  # Kedro requires the source folder to exist inside the project
+    return path
 
 
 def run(project: Path, runtime_params: dict | None = None, pipeline: str = "full", **options) -> None:

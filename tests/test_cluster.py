@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import fsspec
 import pytest
 from kedro.framework.session import KedroSession
 from mlflow.tracking import MlflowClient
+
+from glta_pipelines.serving.process import free_port, mlflow_command
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("tiny_llm")]
 ROOT = Path(__file__).parents[1]
@@ -24,32 +21,13 @@ ROOT = Path(__file__).parents[1]
 @pytest.fixture
 def tracking_server(tmp_path):
     """`mlflow server` (sqlite backend, local artifact root) on a free port of 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    bin_dir = Path(sys.executable).parent
-    log = (tmp_path / "server.log").open("w")
-    process = subprocess.Popen(
-        [str(bin_dir / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
-        env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}, stdout=log,
-        stderr=subprocess.STDOUT)
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            assert process.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2):
-                    break
-            except OSError:
-                time.sleep(0.5)
+    with mlflow_command(["server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+                         "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1",
+                         "--port", str(port), "--workers", "1"], f"{url}/health", tmp_path / "server.log",
+                        timeout=120):
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
 
 
 def test_cluster_env_runs_full_on_fsspec_data_against_a_tracking_server(project, tracking_server, monkeypatch):

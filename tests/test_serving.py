@@ -5,12 +5,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -19,10 +13,10 @@ import pandas as pd
 import pytest
 
 from glta_pipelines.pipeline_registry import register_pipelines
+from glta_pipelines.serving.process import free_port, mlflow_command
 from tests.sessions import run, runs
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).parents[1]
 MODEL = "glta-movielens-100k"
 
 
@@ -32,12 +26,9 @@ def trained(tmp_path_factory, full_template, tiny_llm_dir):
     copied): (project, its MLflow run)."""
     from kedro.framework.startup import bootstrap_project
 
-    from tests.sessions import clone_state
+    from tests.sessions import clone_state, new_project
 
-    project = tmp_path_factory.mktemp("serving_project")
-    shutil.copytree(ROOT / "conf", project / "conf")
-    shutil.copy(ROOT / "pyproject.toml", project / "pyproject.toml")
-    (project / "src").mkdir()
+    project = new_project(tmp_path_factory.mktemp("serving_project"))
     clone_state(full_template, project)
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(project)
@@ -138,12 +129,6 @@ def test_a_worse_retrain_becomes_challenger_unless_forced(trained):
     assert str(client.get_model_version_by_alias(name, "champion").version) == "5"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _post(port: int, payload: dict) -> tuple[int, dict]:
     request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=json.dumps(payload).encode(),
                                      headers={"Content-Type": "application/json"})
@@ -158,33 +143,12 @@ def _post(port: int, payload: dict) -> tuple[int, dict]:
 def server(trained):
     """`mlflow models serve -m models:/glta-movielens-100k@champion --env-manager local` on a free port."""
     project, _ = trained
-    port = _free_port()
-    bin_dir = Path(sys.executable).parent  # mlflow starts uvicorn from PATH: the environment's own
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}",
-           "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
-    log = open(project / "serve.log", "w")
-    process = subprocess.Popen(
-        [str(bin_dir / "mlflow"), "models", "serve", "-m", f"models:/{MODEL}@champion",
-         "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=project, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.time() + 240
-        while time.time() < deadline:
-            if process.poll() is not None:
-                raise AssertionError(f"the server exited: {(project / 'serve.log').read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                time.sleep(1)
-        else:
-            raise AssertionError(f"no answer on /ping: {(project / 'serve.log').read_text()[-3000:]}")
+    port = free_port()
+    with mlflow_command(["models", "serve", "-m", f"models:/{MODEL}@champion", "--env-manager", "local",
+                         "--host", "127.0.0.1", "--port", str(port)], f"http://127.0.0.1:{port}/ping",
+                        project / "serve.log", env={"MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}"},
+                        cwd=project):
         yield port
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
 
 
 def test_rest_answers_known_and_new_users_and_rejects_bad_requests(trained, server):
@@ -254,3 +218,11 @@ def test_recommend_pipeline_scores_a_cohort_without_training(trained):
     assert set(out.loc[out["request"] == 2, "fallback"]) == {"popularity"}
     assert not {"50", "172", "181"} & set(out.loc[out["request"] == 1, "item_id"])
     assert "recommend.requests" in {d.dataset.name for d in newest.inputs.dataset_inputs}
+
+
+def test_a_server_that_exits_is_reported_with_its_log(tmp_path):
+    """What the fixtures above start their servers with: a server that dies says so, with its log."""
+    port = free_port()
+    with pytest.raises(RuntimeError, match=r"(?s)the server exited \(2\); its log ends: .*No such command"):
+        with mlflow_command(["no-such-command"], f"http://127.0.0.1:{port}/ping", tmp_path / "server.log", timeout=60):
+            pass
