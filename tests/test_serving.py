@@ -226,3 +226,28 @@ def test_a_server_that_exits_is_reported_with_its_log(tmp_path):
     with pytest.raises(RuntimeError, match=r"(?s)the server exited \(2\); its log ends: .*No such command"):
         with mlflow_command(["no-such-command"], f"http://127.0.0.1:{port}/ping", tmp_path / "server.log", timeout=60):
             pass
+
+
+def test_bundle_stores_each_interaction_once_and_reads_older_bundles(tmp_path, interactions, items):
+    """``known`` (every split) and ``train`` come from one table with a split column; a bundle of the
+    earlier layout (``known.parquet`` + ``train.parquet``) still loads."""
+    import torch
+
+    from glta_pipelines.core.interactions import SplitConfig, build_id_map, encode_ids, split_per_user
+    from glta_pipelines.serving.bundle import COLUMNS, _interactions, save_bundle
+
+    user_map, item_map = build_id_map(interactions["user_id"], "user_idx"), build_id_map(interactions["item_id"], "item_idx")
+    splits = split_per_user(encode_ids(interactions, user_map, item_map), SplitConfig(seed=1))
+    weights = {"w": torch.zeros(1)}
+    folder = save_bundle(tmp_path / "new", weights, weights, weights, user_map, item_map, items, **splits)
+    stored = pd.read_parquet(folder / "interactions.parquet")
+    assert len(stored) == sum(len(s) for s in splits.values()) and not (folder / "train.parquet").exists()
+    known, train = _interactions(folder)
+    expected_known = pd.concat([splits[s][COLUMNS] for s in ("train", "valid", "test")], ignore_index=True)
+    pd.testing.assert_frame_equal(known, expected_known)
+    pd.testing.assert_frame_equal(train, splits["train"][COLUMNS].reset_index(drop=True))
+    old = tmp_path / "old"
+    old.mkdir()
+    expected_known.to_parquet(old / "known.parquet", index=False)
+    splits["train"][COLUMNS].to_parquet(old / "train.parquet", index=False)
+    pd.testing.assert_frame_equal(_interactions(old)[1], splits["train"][COLUMNS].reset_index(drop=True))

@@ -29,7 +29,7 @@ from kedro.io.core import AbstractVersionedDataset, DatasetError, generate_times
 from kedro.pipeline import Pipeline
 
 from glta_pipelines.core.errors import InputError
-from glta_pipelines.core.files import atomic_path
+from glta_pipelines.core.files import atomic_path, user_url
 from glta_pipelines.pipeline_registry import STAGES
 
 log = logging.getLogger(__name__)
@@ -197,8 +197,8 @@ class Location:
         return get_filepath_str(self.path, self.protocol)
 
     def url(self) -> str:
-        """The path as a user writes it: with its protocol, except on the local disk."""
-        return str(self) if self.protocol == "file" else f"{self.protocol}://{self.path}"
+        """The path as a user writes it (:func:`~glta_pipelines.core.files.user_url`)."""
+        return user_url(self.protocol, str(self.path))
 
     def exists(self) -> bool:
         return bool(self.fs.exists(str(self)))

@@ -1,4 +1,5 @@
-"""Atomic file writes: a crash mid-write leaves the previous file intact, never a half-written one."""
+"""Atomic file writes: a crash mid-write leaves the previous file intact, never a half-written one; and
+how a file on any fsspec filesystem is named to a user."""
 
 from __future__ import annotations
 
@@ -36,3 +37,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def user_url(protocol: str, path: str) -> str:
+    """``path`` on fsspec filesystem ``protocol`` as a user writes it: with its protocol (``s3://...``,
+    ``memory://...``), except on the local disk."""
+    return path if protocol == "file" else f"{protocol}://{path}"

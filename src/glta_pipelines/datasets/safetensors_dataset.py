@@ -29,7 +29,7 @@ from safetensors.torch import save_file
 
 from glta_pipelines.core.artifacts import TensorArtifact, artifact_config
 from glta_pipelines.core.errors import InputError
-from glta_pipelines.core.files import atomic_path
+from glta_pipelines.core.files import atomic_path, user_url
 
 CONFIG_KEY = "config"
 RENAMING = ("file", "memory")  # filesystems whose rename is one atomic step
@@ -72,10 +72,6 @@ class SafetensorsDataset(AbstractVersionedDataset[dict[str, torch.Tensor], Tenso
     def _full(self, path: PurePosixPath) -> str:
         return get_filepath_str(path, self._protocol)
 
-    def _url(self, path: str) -> str:
-        """``path`` as a user writes it: with its protocol, except on the local disk."""
-        return path if self._protocol == "file" else f"{self._protocol}://{path}"
-
     def load(self) -> TensorArtifact:
         path = self._full(self._get_load_path())
         try:
@@ -89,10 +85,10 @@ class SafetensorsDataset(AbstractVersionedDataset[dict[str, torch.Tensor], Tenso
                 tensors, stored = load_bytes(raw), _metadata(raw).get(CONFIG_KEY)
         except (SafetensorError, ValueError) as error:  # truncated or overwritten: say which version and what to do
             raise InputError(
-                f"file {self._url(path)}", f"a corrupted safetensors file ({error})",
+                f"file {user_url(self._protocol, path)}", f"a corrupted safetensors file ({error})",
                 "a complete file: re-run the stage that writes it, or load an intact version with "
                 f"--load-versions=<dataset>:<version> (versions are the folders in "
-                f"{self._url(str(PurePosixPath(path).parent.parent))})",
+                f"{user_url(self._protocol, str(PurePosixPath(path).parent.parent))})",
             ) from None
         try:
             config = json.loads(stored) if stored is not None else {}

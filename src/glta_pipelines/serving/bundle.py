@@ -19,22 +19,25 @@ from glta_pipelines.core.recommender import Recommender, build_recommender
 from glta_pipelines.datasets import SafetensorsDataset
 
 TENSORS = ("glta_weights", "backbone_embeddings", "lightgcn_embeddings")
-TABLES = ("user_map", "item_map", "items", "known", "train")
+TABLES = ("user_map", "item_map", "items", "interactions")
+SPLITS = ("train", "valid", "test")
+COLUMNS = ["user_idx", "item_idx", "timestamp"]
 
 
 def save_bundle(folder: str | Path, glta_weights: TensorArtifact, backbone_embeddings: dict[str, torch.Tensor],
                 lightgcn_embeddings: dict[str, torch.Tensor], user_map: pd.DataFrame, item_map: pd.DataFrame,
                 items: pd.DataFrame, train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame) -> Path:
     """Write the recommender's files into ``folder``: weights (with their configs), id maps, titles,
-    every known interaction (prompts of known users) and the training split (fold-in, popularity)."""
+    and every known interaction with its split (all of them: prompts of known users; the training
+    split: fold-in, popularity)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for name, tensors in zip(TENSORS, (glta_weights, backbone_embeddings, lightgcn_embeddings)):
         SafetensorsDataset(filepath=str(folder / f"{name}.safetensors")).save(tensors)
-    columns = ["user_idx", "item_idx", "timestamp"]
+    interactions = pd.concat([split[COLUMNS].assign(split=name) for name, split in zip(SPLITS, (train, valid, test))],
+                             ignore_index=True).astype({"split": pd.CategoricalDtype(SPLITS)})
     tables = {"user_map": user_map, "item_map": item_map, "items": items[["item_id", "title"]],
-              "known": pd.concat([train[columns], valid[columns], test[columns]], ignore_index=True),
-              "train": train[columns]}
+              "interactions": interactions}
     for name in TABLES:
         tables[name].to_parquet(folder / f"{name}.parquet", index=False)
     return folder
@@ -44,8 +47,18 @@ def load_recommender(folder: str | Path) -> Recommender:
     """The :class:`Recommender` of a bundle folder (loads the LLM its weights name)."""
     folder = Path(folder)
     tensors = {name: SafetensorsDataset(filepath=str(folder / f"{name}.safetensors")).load() for name in TENSORS}
-    tables = {name: pd.read_parquet(folder / f"{name}.parquet") for name in TABLES}
+    tables = {name: pd.read_parquet(folder / f"{name}.parquet") for name in TABLES[:3]}
+    known, train = _interactions(folder)
     model = restore_gllm(tensors["glta_weights"], tensors["backbone_embeddings"])
     base = residual_base(model, tensors["lightgcn_embeddings"], f"{folder}/lightgcn_embeddings.safetensors")
-    return build_recommender(model, base, tables["user_map"], tables["item_map"], tables["items"], tables["known"],
-                             tables["train"])
+    return build_recommender(model, base, tables["user_map"], tables["item_map"], tables["items"], known, train)
+
+
+def _interactions(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(every known interaction, the training split); bundles logged before the split column stored
+    the two as ``known.parquet`` and ``train.parquet``."""
+    if not (folder / "interactions.parquet").exists() and (folder / "known.parquet").exists():
+        return pd.read_parquet(folder / "known.parquet"), pd.read_parquet(folder / "train.parquet")
+    interactions = pd.read_parquet(folder / "interactions.parquet")
+    train = interactions[interactions["split"] == "train"]
+    return interactions[COLUMNS], train[COLUMNS].reset_index(drop=True)
