@@ -91,11 +91,28 @@ def tiny_llm_dir(bundled_model_dir, tmp_path_factory):
     return folder
 
 
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory):
+    """An MLflow sqlite store with its schema and nothing else: creating the schema takes about 3 s a
+    store, so projects start from a copy of this one."""
+    from mlflow.tracking import MlflowClient
+
+    folder = tmp_path_factory.mktemp("empty_store")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)  # MLflow's Default experiment points its artifacts here; the project never uses it
+        MlflowClient(f"sqlite:///{folder / 'mlflow.db'}").search_experiments()
+    return folder / "mlflow.db"
+
+
 @pytest.fixture
-def project(project_copy):
-    """The project copy, bootstrapped for in-process Kedro sessions."""
+def project(project_copy, empty_store):
+    """The project copy, bootstrapped for in-process Kedro sessions, with an empty MLflow store (a
+    test of the store's creation deletes it)."""
+    import shutil
+
     from kedro.framework.startup import bootstrap_project
 
+    shutil.copy2(empty_store, project_copy / "mlflow.db")
     bootstrap_project(project_copy)
     return project_copy
 

@@ -195,6 +195,7 @@ def kedro_run_process(project: Path, *args: str) -> subprocess.Popen:
 
 def test_two_first_runs_at_once_both_finish(project):
     """Both create or migrate the fresh MLflow store: one waits for the other's lock."""
+    (project / "mlflow.db").unlink()  # no store yet: both runs find none
     processes = [kedro_run_process(project, "--pipelines=ingest") for _ in range(2)]
     outputs = [p.communicate(timeout=300)[0] for p in processes]
     assert [p.returncode for p in processes] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
