@@ -19,7 +19,7 @@ from glta_pipelines.core.recommender import Recommender, build_recommender
 from glta_pipelines.datasets import SafetensorsDataset
 
 TENSORS = ("glta_weights", "backbone_embeddings", "lightgcn_embeddings")
-TABLES = ("user_map", "item_map", "items", "interactions")
+TABLES = ("user_map", "item_map", "items")  # beside interactions.parquet: every known interaction, with its split
 SPLITS = ("train", "valid", "test")
 COLUMNS = ["user_idx", "item_idx", "timestamp"]
 
@@ -38,8 +38,8 @@ def save_bundle(folder: str | Path, glta_weights: TensorArtifact, backbone_embed
                              ignore_index=True).astype({"split": pd.CategoricalDtype(SPLITS)})
     tables = {"user_map": user_map, "item_map": item_map, "items": items[["item_id", "title"]],
               "interactions": interactions}
-    for name in TABLES:
-        tables[name].to_parquet(folder / f"{name}.parquet", index=False)
+    for name, table in tables.items():
+        table.to_parquet(folder / f"{name}.parquet", index=False)
     return folder
 
 
@@ -47,7 +47,7 @@ def load_recommender(folder: str | Path) -> Recommender:
     """The :class:`Recommender` of a bundle folder (loads the LLM its weights name)."""
     folder = Path(folder)
     tensors = {name: SafetensorsDataset(filepath=str(folder / f"{name}.safetensors")).load() for name in TENSORS}
-    tables = {name: pd.read_parquet(folder / f"{name}.parquet") for name in TABLES[:3]}
+    tables = {name: pd.read_parquet(folder / f"{name}.parquet") for name in TABLES}
     known, train = _interactions(folder)
     model = restore_gllm(tensors["glta_weights"], tensors["backbone_embeddings"])
     base = residual_base(model, tensors["lightgcn_embeddings"], f"{folder}/lightgcn_embeddings.safetensors")
