@@ -11,7 +11,7 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
 export KEDRO_DISABLE_TELEMETRY := true
 
-.PHONY: install run test viz mlflow-ui bench bench-pipeline clean-venv
+.PHONY: install run test docs viz mlflow-ui bench bench-pipeline clean-venv
 
 install: $(STAMP)
 
@@ -29,6 +29,10 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest
+
+# the parameter reference, generated from the schema and conf/base (a test fails when it is stale)
+docs: install
+	$(BIN)/python -m glta_pipelines.framework.parameter_reference conf/base docs/parameters.md
 
 viz: install
 	$(BIN)/kedro viz run

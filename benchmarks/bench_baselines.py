@@ -42,9 +42,9 @@ def one_method(method: str) -> dict:
     import pandas as pd
 
     from bench_lightgcn import movielens_ids, movielens_split
-    from glta_pipelines.core.ease import ease_scorer
-    from glta_pipelines.core.lightgcn import dot_product_scorer
-    from glta_pipelines.core.ranking import ranking_metrics
+    from glta_pipelines.core.models.ease import ease_scorer
+    from glta_pipelines.core.models.lightgcn import dot_product_scorer
+    from glta_pipelines.core.evaluation.ranking import ranking_metrics
     from glta_pipelines.pipelines.baselines import nodes
     from glta_pipelines.pipelines.pretrain_gnn.nodes import pretrain_lightgcn
 
@@ -55,7 +55,7 @@ def one_method(method: str) -> dict:
     schedule, base = params["pretrain_gnn"]["lightgcn"], params["baselines"]
     text = None
     if method in ("lightgcn_plus", "hccf_plus", "rlmrec_con", "rlmrec_gen"):
-        from glta_pipelines.core.datasets import load_dataset
+        from glta_pipelines.core.data.sources import load_dataset
 
         items = load_dataset({"name": "movielens-100k"}).items
         text = nodes.embed_item_texts(items, item_map, base["text_encoder"], {})
@@ -91,8 +91,8 @@ def one_method(method: str) -> dict:
 
 def text_embedding_seconds() -> dict:
     from bench_lightgcn import movielens_ids
-    from glta_pipelines.core.datasets import load_dataset
-    from glta_pipelines.core.text_encoder import TextEncoderConfig, item_texts, minilm_path
+    from glta_pipelines.core.data.sources import load_dataset
+    from glta_pipelines.core.llm.text_encoder import TextEncoderConfig, item_texts, minilm_path
 
     items = load_dataset({"name": "movielens-100k"}).items
     texts = item_texts(items, movielens_ids()[2])

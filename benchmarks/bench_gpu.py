@@ -83,7 +83,7 @@ from glta_pipelines.core.glta import (  # noqa: E402
     user_histories,
 )
 from glta_pipelines.core.glta.training import cache_hidden_states, head_parameters  # noqa: E402
-from glta_pipelines.core.prompts import Template  # noqa: E402
+from glta_pipelines.core.llm.prompts import Template  # noqa: E402
 from glta_pipelines.core.reproducibility import deterministic  # noqa: E402
 
 TABLES = ("train", "valid", "test", "user_map", "item_map", "items")

@@ -55,10 +55,10 @@ def child(mode: str, folder: str) -> None:
     """Runs in a fresh process; prints one JSON line with its own peak RSS."""
     start = time.perf_counter()
     if mode == "stream":
-        from glta_pipelines.core.datasets.adapters import amazon_2018
-        from glta_pipelines.core.datasets.reader import Source, _clean_interaction_chunk
-        from glta_pipelines.core.datasets.settings import DatasetConfig
-        from glta_pipelines.core.datasets.streams import Quarantine
+        from glta_pipelines.core.data.sources.adapters import amazon_2018
+        from glta_pipelines.core.data.sources.reader import Source, _clean_interaction_chunk
+        from glta_pipelines.core.data.sources.settings import DatasetConfig
+        from glta_pipelines.core.data.sources.streams import Quarantine
 
         source: Source = amazon_2018(Path(folder), DatasetConfig(name="amazon-2018"))
         quarantine, rows = Quarantine(), 0
@@ -66,7 +66,7 @@ def child(mode: str, folder: str) -> None:
             rows += len(_clean_interaction_chunk(chunk, source.interactions.path, source, quarantine))
             del chunk
     elif mode == "load":
-        from glta_pipelines.core.datasets import load_dataset
+        from glta_pipelines.core.data.sources import load_dataset
 
         rows = len(load_dataset({"name": "amazon-2018", "path": folder}).interactions)
     else:

@@ -22,11 +22,11 @@ import torch
 from torch_geometric.nn.models import LightGCN
 
 from report import write_report
-from glta_pipelines.core.datasets import load_dataset
-from glta_pipelines.core.ease import EASEConfig, fit_ease
-from glta_pipelines.core.interactions import SplitConfig, build_id_map, encode_ids, split_per_user, to_implicit
-from glta_pipelines.core.lightgcn import LightGCNConfig, dot_product_scorer, train_lightgcn
-from glta_pipelines.core.ranking import ranking_metrics
+from glta_pipelines.core.data.sources import load_dataset
+from glta_pipelines.core.models.ease import EASEConfig, fit_ease
+from glta_pipelines.core.data.interactions import SplitConfig, build_id_map, encode_ids, split_per_user, to_implicit
+from glta_pipelines.core.models.lightgcn import LightGCNConfig, dot_product_scorer, train_lightgcn
+from glta_pipelines.core.evaluation.ranking import ranking_metrics
 
 
 def movielens_ids():

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from report import write_report
-from glta_pipelines.core.llm import LLMConfig, load_llm
+from glta_pipelines.core.llm.backbone import LLMConfig, load_llm
 
 
 def seconds(fn, repeats: int) -> float:

@@ -40,7 +40,7 @@ def run_pipeline(pipeline: str, params: str | None) -> tuple[dict[str, float], s
     from kedro.framework.startup import bootstrap_project
     from omegaconf import OmegaConf
 
-    from glta_pipelines.hooks import MlflowTrackingHook, NodeTimingHook
+    from glta_pipelines.framework.hooks import MlflowTrackingHook, NodeTimingHook
 
     os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
     bootstrap_project(ROOT)

@@ -35,7 +35,7 @@ import torch
 
 from report import write_report
 from glta_pipelines.core.glta import GLLMConfig, Projector, build_gllm, history_scorer, token_norm
-from glta_pipelines.core.lightgcn import (
+from glta_pipelines.core.models.lightgcn import (
     LightGCNConfig,
     NegativeSampler,
     build_model,
@@ -44,8 +44,8 @@ from glta_pipelines.core.lightgcn import (
     propagate,
     training_step,
 )
-from glta_pipelines.core.llm import LLMConfig, load_llm
-from glta_pipelines.core.ranking import per_user_metrics
+from glta_pipelines.core.llm.backbone import LLMConfig, load_llm
+from glta_pipelines.core.evaluation.ranking import per_user_metrics
 
 
 def peak_rss_mib() -> float:

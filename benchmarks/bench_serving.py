@@ -31,7 +31,7 @@ import torch
 
 from report import write_report
 from glta_pipelines.core.glta import history_scorer
-from glta_pipelines.core.ranking import per_user_metrics, rank_top_k
+from glta_pipelines.core.evaluation.ranking import per_user_metrics, rank_top_k
 from glta_pipelines.serving.process import free_port, mlflow_command
 
 ROOT = Path(__file__).resolve().parents[1]

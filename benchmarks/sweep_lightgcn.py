@@ -19,8 +19,8 @@ import pandas as pd
 import torch
 
 from bench_lightgcn import movielens_split
-from glta_pipelines.core.lightgcn import LightGCNConfig, dot_product_scorer, train_lightgcn
-from glta_pipelines.core.ranking import ranking_metrics
+from glta_pipelines.core.models.lightgcn import LightGCNConfig, dot_product_scorer, train_lightgcn
+from glta_pipelines.core.evaluation.ranking import ranking_metrics
 
 
 def main() -> None:

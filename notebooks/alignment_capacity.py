@@ -38,8 +38,8 @@ from glta_pipelines.core.glta import (
     target_ids,
     token_norm,
 )
-from glta_pipelines.core.llm import LLMConfig, load_llm
-from glta_pipelines.core.prompts import Template
+from glta_pipelines.core.llm.backbone import LLMConfig, load_llm
+from glta_pipelines.core.llm.prompts import Template
 
 from glta_diagnostics import ROOT, _catalog  # noqa: E402  (same folder)
 

@@ -43,7 +43,7 @@ from glta_pipelines.core.glta import (
     restore_gllm,
     user_histories,
 )
-from glta_pipelines.core.ranking import paired_bootstrap, per_user_metrics, ranking_metrics
+from glta_pipelines.core.evaluation.ranking import paired_bootstrap, per_user_metrics, ranking_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -42,9 +42,9 @@ from glta_pipelines.core.glta import (
     train_item_alignment,
     user_histories,
 )
-from glta_pipelines.core.lightgcn import dot_product_scorer
-from glta_pipelines.core.llm import keep_first_layers
-from glta_pipelines.core.ranking import ranking_metrics
+from glta_pipelines.core.models.lightgcn import dot_product_scorer
+from glta_pipelines.core.llm.backbone import keep_first_layers
+from glta_pipelines.core.evaluation.ranking import ranking_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = ("train", "valid", "test", "user_map", "item_map", "items")

@@ -40,8 +40,8 @@ from glta_pipelines.core.glta import (
     load_projector,
     user_histories,
 )
-from glta_pipelines.core.llm import LLMConfig, load_llm
-from glta_pipelines.core.prompts import pad
+from glta_pipelines.core.llm.backbone import LLMConfig, load_llm
+from glta_pipelines.core.llm.prompts import pad
 
 from glta_diagnostics import Split, _catalog, _zscore  # noqa: E402  (same folder)
 

@@ -67,7 +67,7 @@ def project_copy(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def bundled_model_dir(tmp_path_factory):
     """The real bundled SmolLM2, converted once per test session through the product's cache path."""
-    from glta_pipelines.core.llm import LLMConfig, resolve_model
+    from glta_pipelines.core.llm.backbone import LLMConfig, resolve_model
 
     return resolve_model(LLMConfig(cache_dir=str(tmp_path_factory.mktemp("llm_cache"))))
 

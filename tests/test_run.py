@@ -73,7 +73,7 @@ def test_full_run_on_each_adapter_fixture(project, adapter):
 
 def test_tasks_of_one_dag_log_into_the_orchestrators_run(project, monkeypatch):
     """An orchestrator passes its run as MLFLOW_RUN_ID: each Kedro task logs into it and leaves it open."""
-    from glta_pipelines.tracking import experiment
+    from glta_pipelines.framework.tracking import experiment
 
     uri = f"sqlite:///{project / 'mlflow.db'}"
     dag_run = runs(project)[0].create_run(experiment(uri, "glta-pipelines"), run_name="airflow-dag").info.run_id

@@ -233,7 +233,7 @@ def test_bundle_stores_each_interaction_once_and_reads_older_bundles(tmp_path, i
     earlier layout (``known.parquet`` + ``train.parquet``) still loads."""
     import torch
 
-    from glta_pipelines.core.interactions import SplitConfig, build_id_map, encode_ids, split_per_user
+    from glta_pipelines.core.data.interactions import SplitConfig, build_id_map, encode_ids, split_per_user
     from glta_pipelines.serving.bundle import COLUMNS, _interactions, save_bundle
 
     user_map, item_map = build_id_map(interactions["user_id"], "user_idx"), build_id_map(interactions["item_id"], "item_idx")

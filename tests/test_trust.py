@@ -17,7 +17,8 @@ from click.testing import CliRunner
 from kedro.framework.cli.cli import KedroCLI
 
 from glta_pipelines.core.errors import InputError
-from glta_pipelines.lineage import SIDECAR, LineageError, distinct_save_version, distinct_save_versions
+from glta_pipelines.framework.lineage import SIDECAR, LineageError
+from glta_pipelines.framework.save_versions import distinct_save_version, distinct_save_versions
 from tests.sessions import run, runs
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("tiny_llm")]

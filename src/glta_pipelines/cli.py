@@ -1,4 +1,4 @@
-"""Project CLI: ``kedro seeds`` (``seeds.py``), and ``kedro run``: Kedro's own, with three differences.
+"""Project CLI: ``kedro seeds`` (``framework/seeds.py``), and ``kedro run``: Kedro's own, with three differences.
 
 - A known error (bad parameters or data, inputs of mixed generations, a corrupted artifact: any
   :class:`~glta_pipelines.core.errors.InputError`, also when Kedro wrapped it) ends with its one-line
@@ -7,7 +7,7 @@
 - ``--params`` splits on commas outside brackets, so lists work:
   ``--params graph.split.ratios=[0.8,0.1,0.1]`` (Kedro's own splits the list apart).
 - Two runs started in the same millisecond get distinct save versions
-  (:func:`~glta_pipelines.lineage.distinct_save_versions`); Kedro's would collide.
+  (:func:`~glta_pipelines.framework.save_versions.distinct_save_versions`); Kedro's would collide.
 
 Kedro loads this module's ``cli`` group and lets its commands override the built-in ones.
 """
@@ -59,7 +59,7 @@ def split_params(ctx: click.Context, param: Any, value: Any) -> Any:
 
 
 def _run(**kwargs: Any) -> Any:
-    from glta_pipelines.lineage import distinct_save_versions
+    from glta_pipelines.framework.save_versions import distinct_save_versions
 
     try:
         with distinct_save_versions():  # two runs started at once never share a version folder
@@ -104,7 +104,7 @@ def seeds_command(pipeline: str, seeds: str, vary_split: bool, reference: str, e
                   output: str | None, from_run: str | None) -> None:
     """Run PIPELINE once per training seed (nested MLflow runs under one parent) and print the
     summary: mean ± sd, 95% interval and paired difference from the reference, per method and metric."""
-    from glta_pipelines.lineage import distinct_save_versions
+    from glta_pipelines.framework.save_versions import distinct_save_versions
 
     try:
         with distinct_save_versions():
@@ -129,9 +129,9 @@ def _seeds(pipeline: str, seeds: str, vary_split: bool, reference: str, env: str
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
-    from glta_pipelines.parameters import validate_parameters
-    from glta_pipelines.seeds import parse_seeds, resummarize, run_seeds
-    from glta_pipelines.tracking import resolve_tracking_uri
+    from glta_pipelines.framework.parameters import validate_parameters
+    from glta_pipelines.framework.seeds import parse_seeds, resummarize, run_seeds
+    from glta_pipelines.framework.tracking import resolve_tracking_uri
 
     seed_list = parse_seeds(seeds)
     project_path = Path.cwd()

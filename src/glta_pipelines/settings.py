@@ -5,7 +5,7 @@ import warnings
 
 from kedro.config import OmegaConfigLoader
 
-from glta_pipelines.hooks import (
+from glta_pipelines.framework.hooks import (
     LineageHook,
     MlflowTrackingHook,
     ModelRegistryHook,

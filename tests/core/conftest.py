@@ -4,8 +4,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from glta_pipelines.core.llm import LLMConfig
-from glta_pipelines.core.interactions import SplitConfig, build_id_map, encode_ids, split_per_user
+from glta_pipelines.core.llm.backbone import LLMConfig
+from glta_pipelines.core.data.interactions import SplitConfig, build_id_map, encode_ids, split_per_user
 
 
 @pytest.fixture(scope="module")

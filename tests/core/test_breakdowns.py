@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from glta_pipelines.core.breakdowns import activity_buckets, breakdown_table
-from glta_pipelines.core.ranking import long_tail_items, per_user_metrics
+from glta_pipelines.core.evaluation.breakdowns import activity_buckets, breakdown_table
+from glta_pipelines.core.evaluation.ranking import long_tail_items, per_user_metrics
 
 
 def pairs(rows):

@@ -4,9 +4,9 @@ import pandas as pd
 import pytest
 import torch
 
-from glta_pipelines.core.interactions import SplitConfig, build_id_map, encode_ids, split_per_user
-from glta_pipelines.core.lightgcn import LightGCNConfig, train_lightgcn
-from glta_pipelines.core.ranking import ranking_metrics
+from glta_pipelines.core.data.interactions import SplitConfig, build_id_map, encode_ids, split_per_user
+from glta_pipelines.core.models.lightgcn import LightGCNConfig, train_lightgcn
+from glta_pipelines.core.evaluation.ranking import ranking_metrics
 
 pytestmark = pytest.mark.cuda
 

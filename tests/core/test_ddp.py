@@ -6,7 +6,7 @@ import time
 import pytest
 import torch
 
-from glta_pipelines.core.distributed import SINGLE, DataParallelConfig, Group, plan
+from glta_pipelines.core.training.distributed import SINGLE, DataParallelConfig, Group, plan
 from glta_pipelines.core.errors import InputError
 from glta_pipelines.core.glta import (
     AlignConfig,

@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 import torch
 
-from glta_pipelines.core.baselines import popularity_scorer
+from glta_pipelines.core.models.popularity import popularity_scorer
 from glta_pipelines.core.config import config_from_params
-from glta_pipelines.core.ease import EASEConfig, dense_ease_reference, ease_scorer, ease_weights, fit_ease
+from glta_pipelines.core.models.ease import EASEConfig, dense_ease_reference, ease_scorer, ease_weights, fit_ease
 from glta_pipelines.core.errors import InputError
-from glta_pipelines.core.ranking import ranking_metrics
-from glta_pipelines.core.interactions import SplitConfig, build_id_map, encode_ids, split_per_user
+from glta_pipelines.core.evaluation.ranking import ranking_metrics
+from glta_pipelines.core.data.interactions import SplitConfig, build_id_map, encode_ids, split_per_user
 
 
 @pytest.fixture

@@ -33,9 +33,9 @@ from glta_pipelines.core.glta import (
     user_histories,
 )
 from tests.core.gllm import tiny_gllm
-from glta_pipelines.core.llm import LLMConfig
+from glta_pipelines.core.llm.backbone import LLMConfig
 from glta_pipelines.datasets import SafetensorsDataset
-from glta_pipelines.core.ranking import rank_top_k
+from glta_pipelines.core.evaluation.ranking import rank_top_k
 
 
 def test_projector_starts_at_the_llms_token_scale(tiny, graph):
@@ -118,7 +118,7 @@ def test_best_validation_epoch_is_the_model_returned(tiny, graph):
     assert torch.equal(snapshot["head.weight"], torch.zeros_like(snapshot["head.weight"])), "snapshot followed training"
     best = result.history.loc[result.history["valid_recall_at_20"].idxmax(), "epoch"]
     assert result.best_epoch == best
-    from glta_pipelines.core.ranking import ranking_metrics
+    from glta_pipelines.core.evaluation.ranking import ranking_metrics
 
     scorer = make_scorer(result.model, user_histories(splits["train"], users.shape[0]), 10, 64, result.model.graph_base)
     recall = ranking_metrics(scorer, splits["train"], splits["valid"], users.shape[0], items.shape[0], [20])["recall_at_20"]

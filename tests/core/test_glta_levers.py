@@ -20,7 +20,7 @@ from glta_pipelines.core.glta import (
 from glta_pipelines.core.glta.alignment import starts_with_title
 from glta_pipelines.core.glta.training import cache_hidden_states, head_parameters
 from tests.core.gllm import tiny_gllm
-from glta_pipelines.core.llm import keep_first_layers
+from glta_pipelines.core.llm.backbone import keep_first_layers
 
 
 def _data(graph):

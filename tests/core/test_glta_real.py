@@ -16,8 +16,8 @@ from glta_pipelines.core.glta import (
     train_item_alignment,
     user_histories,
 )
-from glta_pipelines.core.interactions import SplitConfig, build_id_map, encode_ids, split_per_user
-from glta_pipelines.core.llm import LLMConfig, load_llm
+from glta_pipelines.core.data.interactions import SplitConfig, build_id_map, encode_ids, split_per_user
+from glta_pipelines.core.llm.backbone import LLMConfig, load_llm
 
 pytestmark = pytest.mark.slow
 

@@ -9,15 +9,15 @@ import pandas as pd
 import pytest
 import torch
 
-from glta_pipelines.core.bpr_trainer import train_bpr_model
+from glta_pipelines.core.training.bpr import train_bpr_model
 from glta_pipelines.core.errors import InputError
-from glta_pipelines.core.graph_encoder import EdgeDropout, node_text, user_profiles
-from glta_pipelines.core.hccf import HCCF, HCCFConfig, contrast_loss, hypergraph_propagate
-from glta_pipelines.core.interactions import SplitConfig, build_id_map, encode_ids, split_per_user
-from glta_pipelines.core.lightgcn import LightGCNConfig
-from glta_pipelines.core.lightgcn_plus import LightGCNPlus
-from glta_pipelines.core.rlmrec_con import RLMRecCon, RLMRecConConfig, grouped_infonce, infonce
-from glta_pipelines.core.rlmrec_gen import RLMRecGen, RLMRecGenConfig
+from glta_pipelines.core.models.graph_encoder import EdgeDropout, node_text, user_profiles
+from glta_pipelines.core.models.hccf import HCCF, HCCFConfig, contrast_loss, hypergraph_propagate
+from glta_pipelines.core.data.interactions import SplitConfig, build_id_map, encode_ids, split_per_user
+from glta_pipelines.core.models.lightgcn import LightGCNConfig
+from glta_pipelines.core.models.lightgcn_plus import LightGCNPlus
+from glta_pipelines.core.models.rlmrec_con import RLMRecCon, RLMRecConConfig, grouped_infonce, infonce
+from glta_pipelines.core.models.rlmrec_gen import RLMRecGen, RLMRecGenConfig
 
 DIM, TEXT_DIM = 16, 8
 

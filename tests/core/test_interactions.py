@@ -3,7 +3,7 @@ import pytest
 
 from glta_pipelines.core.config import config_from_params
 from glta_pipelines.core.errors import InputError
-from glta_pipelines.core.interactions import (
+from glta_pipelines.core.data.interactions import (
     SplitConfig,
     build_id_map,
     decode_ids,

@@ -5,8 +5,8 @@ import torch
 
 from glta_pipelines.core.config import config_from_params
 from glta_pipelines.core.errors import InputError
-from glta_pipelines.core.interactions import SplitConfig, build_id_map, encode_ids, split_per_user
-from glta_pipelines.core.lightgcn import LightGCNConfig, NegativeSampler, normalized_adjacency, train_lightgcn
+from glta_pipelines.core.data.interactions import SplitConfig, build_id_map, encode_ids, split_per_user
+from glta_pipelines.core.models.lightgcn import LightGCNConfig, NegativeSampler, normalized_adjacency, train_lightgcn
 
 
 @pytest.fixture

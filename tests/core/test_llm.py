@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from glta_pipelines.core.errors import InputError
-from glta_pipelines.core.llm import LLMConfig, bundled_gguf, load_llm, resolve_model, sha256_of
+from glta_pipelines.core.llm.backbone import LLMConfig, bundled_gguf, load_llm, resolve_model, sha256_of
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ import torch
 from torch_geometric.metrics import LinkPredHitRatio, LinkPredMRR, LinkPredNDCG, LinkPredPrecision, LinkPredRecall
 
 from glta_pipelines.core.errors import InputError
-from glta_pipelines.core.ranking import evaluate_splits, paired_bootstrap, per_user_metrics, rank_top_k, ranking_metrics
+from glta_pipelines.core.evaluation.ranking import evaluate_splits, paired_bootstrap, per_user_metrics, rank_top_k, ranking_metrics
 
 
 def _pairs(pairs):
@@ -134,7 +134,7 @@ def test_paired_bootstrap_relative_values_are_nan_when_the_reference_is_zero():
 
 
 def test_paired_bootstrap_in_blocks_equals_one_draw(monkeypatch):
-    import glta_pipelines.core.ranking as ranking
+    import glta_pipelines.core.evaluation.ranking as ranking
 
     rng = np.random.default_rng(2)
     ours, reference = torch.from_numpy(rng.random(97)), torch.from_numpy(rng.random(97))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from glta_pipelines.core.interactions import SplitConfig, build_id_map, encode_ids, split_per_user
-from glta_pipelines.core.recbole_export import FIELD, read_atomic, recbole_files
+from glta_pipelines.core.data.interactions import SplitConfig, build_id_map, encode_ids, split_per_user
+from glta_pipelines.core.data.recbole_export import FIELD, read_atomic, recbole_files
 
 
 def test_the_split_round_trips_through_the_atomic_files(interactions, items):

@@ -7,7 +7,7 @@ import torch
 
 from glta_pipelines.core.errors import InputError
 from glta_pipelines.core.glta import GLLMConfig, Projector, build_gllm, token_norm
-from glta_pipelines.core.recommender import (
+from glta_pipelines.core.glta.recommender import (
     RequestError,
     build_recommender,
     fold_in_map,
@@ -21,7 +21,7 @@ def recommender(tiny_llm_dir):
     """A GLTA recommender of the tiny LLM on the synthetic graph (untrained head: the contract, not quality)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from glta_pipelines.core.interactions import SplitConfig, build_id_map, encode_ids, split_per_user
+    from glta_pipelines.core.data.interactions import SplitConfig, build_id_map, encode_ids, split_per_user
     from tests.conftest import make_interactions, make_items
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_llm_dir)

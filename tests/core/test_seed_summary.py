@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from glta_pipelines.core.errors import InputError
-from glta_pipelines.core.seed_summary import markdown_table, metrics_long, summarize, twin_table
+from glta_pipelines.core.evaluation.seed_summary import markdown_table, metrics_long, summarize, twin_table
 
 RUNS = {
     2025: {"test.lightgcn.recall_at_20": 0.38, "test.glta.recall_at_20": 0.39, "test.ease.recall_at_20": 0.390,

@@ -10,7 +10,7 @@ import torch
 
 from glta_pipelines.core.config import config_from_params
 from glta_pipelines.core.errors import InputError
-from glta_pipelines.core.text_encoder import TextEncoderConfig, encode_texts, item_texts
+from glta_pipelines.core.llm.text_encoder import TextEncoderConfig, encode_texts, item_texts
 
 ITEM_MAP = pd.DataFrame({"item_id": ["b", "a", "c"], "item_idx": [1, 0, 2]})
 
@@ -48,7 +48,7 @@ def test_the_bundled_minilm_embeds_similar_texts_closer():
 
 
 def test_the_llm_encoder_mean_pools_hidden_states(tiny_llm_dir):
-    from glta_pipelines.core.llm import LLMConfig
+    from glta_pipelines.core.llm.backbone import LLMConfig
 
     embeddings = encode_texts(["a short text", "a much longer text than the other one"],
                               TextEncoderConfig(name="llm"), LLMConfig(model=str(tiny_llm_dir)), show_progress=False)

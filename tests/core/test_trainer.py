@@ -1,6 +1,6 @@
 """The one training loop: validation schedule, early stopping, best snapshot, resume, callbacks."""
 
-from glta_pipelines.core.trainer import Schedule, TrainingState, fit
+from glta_pipelines.core.training.trainer import Schedule, TrainingState, fit
 
 
 def _run(scores, schedule, state=None):

@@ -15,7 +15,7 @@ import torch
 
 from glta_pipelines.core.artifacts import TensorArtifact
 from glta_pipelines.core.glta import residual_base, restore_gllm
-from glta_pipelines.core.recommender import Recommender, build_recommender
+from glta_pipelines.core.glta.recommender import Recommender, build_recommender
 from glta_pipelines.datasets import SafetensorsDataset
 
 TENSORS = ("glta_weights", "backbone_embeddings", "lightgcn_embeddings")

@@ -2,7 +2,7 @@
 
 MLflow copies this file into the logged model and runs it at load time; the files it reads are
 the model's ``recommender`` artifact (:mod:`glta_pipelines.serving.bundle`). The request contract is
-:mod:`glta_pipelines.core.recommender`'s; a bad request becomes an MLflow ``INVALID_PARAMETER_VALUE``
+:mod:`glta_pipelines.core.glta.recommender`'s; a bad request becomes an MLflow ``INVALID_PARAMETER_VALUE``
 error (HTTP 400 from ``mlflow models serve``) naming the request and the field.
 """
 

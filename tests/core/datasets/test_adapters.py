@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from glta_pipelines.core.datasets import ADAPTERS, INTERACTION_COLUMNS, ITEM_COLUMNS, bundled_movielens_100k_dir, load_dataset
+from glta_pipelines.core.data.sources import ADAPTERS, INTERACTION_COLUMNS, ITEM_COLUMNS, bundled_movielens_100k_dir, load_dataset
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "datasets"
 DESCRIPTION_START = "Explore incredible places far from the Mushroom Kingdom"

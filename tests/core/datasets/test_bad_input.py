@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from glta_pipelines.core.datasets import load_dataset
+from glta_pipelines.core.data.sources import load_dataset
 from glta_pipelines.core.errors import InputError
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "datasets"

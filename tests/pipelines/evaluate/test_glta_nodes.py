@@ -8,8 +8,8 @@ import torch
 
 from glta_pipelines.core.errors import InputError
 from glta_pipelines.core.glta import AlignConfig, Projector, projector_artifact
-from glta_pipelines.core.interactions import SplitConfig, build_id_map, encode_ids, split_per_user
-from glta_pipelines.core.llm import LLMConfig
+from glta_pipelines.core.data.interactions import SplitConfig, build_id_map, encode_ids, split_per_user
+from glta_pipelines.core.llm.backbone import LLMConfig
 from glta_pipelines.pipelines.evaluate.nodes import evaluate_glta
 from glta_pipelines.pipelines.gllm_finetune.nodes import finetune_gllm
 

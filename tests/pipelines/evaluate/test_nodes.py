@@ -42,7 +42,7 @@ def test_zero_reference_gives_null_relative_values():
     ({"bootstrap_resamples": 10}, "bootstrap_resamples.*at least 100"),
 ])
 def test_bad_comparison_parameters_fail_before_the_run(comparison, match):
-    from glta_pipelines.parameters import validate_parameters
+    from glta_pipelines.framework.parameters import validate_parameters
 
     params = {"dataset": {"name": "movielens-100k"},
               "evaluate": {"evaluation": {"ks": [20], "plot_k": 20, "comparison": comparison}}}

@@ -41,6 +41,7 @@ from glta_pipelines.core.glta.configuration import (
     from_dict,
     gllm_config_from_params,
     to_dict,
+    with_words,
 )
 from glta_pipelines.core.glta.examples import Example, GLLMData, epoch_examples, user_histories
 from glta_pipelines.core.glta.model import GLLM, Base, describe_graph, graph_shape, residual_base
@@ -84,6 +85,6 @@ __all__ = [
     "gllm_config_from_params", "gllm_loss", "gllm_step", "glta_artifact", "glta_state_artifact", "graph_shape", "greedy_decode",
     "greedy_examples", "history_scorer", "item_texts", "load_checkpoint", "load_projector", "load_trainable_state",
     "lora_state", "make_scorer", "peak_memory_mb", "projector_artifact", "projector_spec", "require_config",
-    "residual_base", "restore_gllm", "save_checkpoint", "target_ids", "to_dict", "token_norm", "train_gllm",
+    "residual_base", "restore_gllm", "save_checkpoint", "target_ids", "to_dict", "with_words", "token_norm", "train_gllm",
     "train_item_alignment", "trainable_state", "user_histories",
 ]

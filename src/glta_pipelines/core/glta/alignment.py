@@ -13,11 +13,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from glta_pipelines.core.distributed import SINGLE, Group, shared_step
+from glta_pipelines.core.training.distributed import SINGLE, Group, shared_step
 from glta_pipelines.core.errors import InputError
 from glta_pipelines.core.glta.configuration import AlignConfig
 from glta_pipelines.core.glta.projector import Projector, token_norm
-from glta_pipelines.core.prompts import Template, pad
+from glta_pipelines.core.llm.prompts import Template, pad
 from glta_pipelines.core.reproducibility import deterministic
 
 log = logging.getLogger(__name__)

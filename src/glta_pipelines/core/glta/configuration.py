@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from glta_pipelines.core.artifacts import json_ready
 from glta_pipelines.core.config import config_from_params
 from glta_pipelines.core.errors import InputError
+from glta_pipelines.core.llm.prompts import fill_words
 
 T = TypeVar("T")
 
@@ -18,21 +19,29 @@ T = TypeVar("T")
 class AlignConfig:
     """Item-text alignment (stage ``align_tokens``)."""
 
-    prompt_template: str = "<item> is the movie titled"
+    prompt_template: str = "<item> is the {item_noun} titled"
+    # what the LLM should say after the item token ({title} and the item's other fields)
     target_template: str = " {title}"
+    # target tokens kept per title (longer titles are cut), which bounds a step's cost
     max_target_tokens: int = 16
     projector_kind: str = "linear"
-    learning_rate: float = 1e-3
+    # Adam's rate for the projector in the generate epochs
+    learning_rate: float = 3e-3
+    # items per step, grouped by title length to spare padding
     batch_size: int = 32
     # generate: next-token loss on the title; regress (MSE) / contrast (InfoNCE over the catalogue)
     # against the mean of the title's own input-token embeddings, cached, for fit_epochs full-batch
     # steps; then `epochs` of generate
     objective: str = "generate"
+    # full-batch steps of regress/contrast before the generate epochs
     fit_epochs: int = 300
+    # Adam's rate of those full-batch steps
     fit_learning_rate: float = 1e-2
+    # InfoNCE temperature of the contrast objective
     contrast_temperature: float = 0.05
-    epochs: int = 3  # generate epochs (after the fit epochs of regress/contrast)
+    epochs: int = 1  # generate epochs (after the fit epochs of regress/contrast)
     n_examples: int = 10  # items whose greedy decoding is logged and checked against the title
+    # projector initialisation and batch order
     seed: int = 2025
 
     def validate(self) -> None:
@@ -53,10 +62,15 @@ class AlignConfig:
 class LoraSettings:
     """Optional LoRA adapters on the LLM (peft)."""
 
+    # LoRA adapters on a copy of the LLM, trained in the end-to-end epochs
     enabled: bool = False
+    # rank of each adapter
     rank: int = 8
+    # LoRA scaling: updates are scaled by alpha / rank
     alpha: int = 16
+    # dropout on the adapters' input
     dropout: float = 0.05
+    # the LLM's layers that get adapters
     target_modules: tuple[str, ...] = ("q_proj", "v_proj")
 
 
@@ -64,16 +78,19 @@ class LoraSettings:
 class GLLMConfig:
     """User-item alignment with the GLLM layer (stage ``gllm_finetune``)."""
 
-    prompt_template: str = "User <user> has watched <history>. Profile: <profile>. The next movie is <prediction>"
-    history_length: int = 10  # most recent items the prompt reads (a cap: large values read the whole history)
+    prompt_template: str = ("User <user> has {interaction_verb} <history>. Profile: <profile>. "
+                            "The next {item_noun} is <prediction>")
+    history_length: int = 1000  # most recent items the prompt reads (a cap: large values read the whole history)
     # items: one token per history item; mean: one token, the mean of all of them; chunks: the
     # means of history_chunks consecutive slices (time order)
-    history_tokens: str = "items"
-    history_chunks: int = 4
+    history_tokens: str = "chunks"
+    # chunk tokens per prompt with history_tokens: chunks
+    history_chunks: int = 8
     # mask: each step hides a fraction of the user's training items and predicts them;
     # holdout: targets are interactions held out of the backbone LightGCN's pretraining;
     # multinomial (CLLM4Rec): the prompt drops mask_fraction of the items, the targets are all of them
     target_scheme: str = "mask"
+    # share of training items hidden as targets each step (mask), or dropped from the prompt (multinomial)
     mask_fraction: float = 0.2
     encoder: str = "llm"  # llm, or mean (ablation: mean of the prompt's graph tokens, no LLM)
     # graph: head(h) against the item embeddings; token: against the projected item tokens (both tie
@@ -81,28 +98,42 @@ class GLLMConfig:
     scoring_space: str = "graph"
     logits: str = "dot"  # dot, or cosine: cos(head(h), item) / temperature
     temperature: float = 0.1  # cosine logits' initial temperature
+    # the cosine logits' temperature is trained
     learn_temperature: bool = True
-    residual: bool = True  # logits = scale * LightGCN score + correction (initialised at zero)
+    residual: bool = False  # logits = scale * LightGCN score + correction (initialised at zero)
     # Non-residual models only: after training alone, the GLLM's scores are blended with the
     # graph's, z-scored per user, at the weight of this grid that validates best (0: the graph alone)
-    blend_grid: tuple[float, ...] = ()
+    blend_grid: tuple[float, ...] = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0)
+    # linear or mlp: graph user embedding to the user token
     user_projector_kind: str = "linear"
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-4
+    # AdamW weight decay of the end-to-end epochs
     weight_decay: float = 0.0
+    # users per end-to-end step
     batch_size: int = 32
-    epochs: int = 3  # end-to-end epochs (LLM inputs and head); 0 with head_epochs > 0: head only
-    eval_every: int = 1
+    epochs: int = 0  # end-to-end epochs (LLM inputs and head); 0 with head_epochs > 0: head only
+    # validation every N end-to-end epochs
+    eval_every: int = 2
+    # validations without improvement before the end-to-end epochs stop
     patience: int = 2
     # Cache-then-train: after the end-to-end epochs, the LLM's state at the prediction token is
     # cached for cache_draws input draws per user, and the head alone trains head_epochs on it.
-    head_epochs: int = 0
+    head_epochs: int = 300
+    # input draws (masks) per user whose LLM states are cached for the head
     cache_draws: int = 4
+    # Adam's rate of the head on cached states
     head_learning_rate: float = 1e-3
+    # cached states per head step
     head_batch_size: int = 128
+    # validation every N head epochs
     head_eval_every: int = 10
-    head_patience: int = 5
+    # validations without improvement before the head stops
+    head_patience: int = 4
+    # users per LLM pass when scoring
     scoring_batch_size: int = 64
+    # continue from the checkpoint of the same configuration and inputs, if one exists
     resume: bool = False
+    # initialisation, masks and batch order
     seed: int = 2025
     lora: LoraSettings = field(default_factory=LoraSettings)
 
@@ -129,6 +160,12 @@ class GLLMConfig:
                              "non-negative numbers of epochs, not both 0")
         if not 0 < self.mask_fraction < 1:
             raise InputError("parameter gllm_finetune.gllm.mask_fraction", self.mask_fraction, "a fraction in (0, 1)")
+
+
+def with_words(config: T, words: Mapping[str, str]) -> T:
+    """``config`` with its prompt template's ``{item_noun}``/``{interaction_verb}`` filled with the
+    dataset's words, so the trained artifact stores the prompt its LLM really read."""
+    return dataclasses.replace(config, prompt_template=fill_words(config.prompt_template, dict(words)))
 
 
 def to_dict(config: Any) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 :class:`AlignJob` (``align_tokens``) and :class:`GLLMJob` (``gllm_finetune``) hold everything a
 stage trains from. One process runs a job in place (``run``); with ``data_parallel.processes > 1``
-the node hands it to :func:`~glta_pipelines.core.distributed.run_data_parallel`, which launches
+the node hands it to :func:`~glta_pipelines.core.training.distributed.run_data_parallel`, which launches
 torchrun: each rank rebuilds the same model (the LLM loaded by its spec, on the rank's own GPU
 where there are GPUs), trains on its share of every batch while DDP averages the gradients, and
 rank 0 writes the checkpoints (``resume`` works across process counts: the global batch is the
@@ -19,15 +19,15 @@ import pandas as pd
 import torch
 
 from glta_pipelines.core.artifacts import TensorArtifact
-from glta_pipelines.core.distributed import SINGLE, DataParallelConfig, Group, run_data_parallel
+from glta_pipelines.core.training.distributed import SINGLE, DataParallelConfig, Group, run_data_parallel
 from glta_pipelines.core.glta.alignment import AlignResult, train_item_alignment
 from glta_pipelines.core.glta.configuration import AlignConfig, GLLMConfig
 from glta_pipelines.core.glta.examples import GLLMData, user_histories
 from glta_pipelines.core.glta.model import GLLM
 from glta_pipelines.core.glta.training import GLLMResult, train_gllm
 from glta_pipelines.core.glta.weights import build_gllm, load_projector, trainable_state
-from glta_pipelines.core.llm import LLMConfig, load_llm
-from glta_pipelines.core.trainer import EpochCallback
+from glta_pipelines.core.llm.backbone import LLMConfig, load_llm
+from glta_pipelines.core.training.trainer import EpochCallback
 
 
 def _rank_llm(config: LLMConfig, group: Group) -> LLMConfig:

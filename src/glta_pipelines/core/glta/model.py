@@ -18,7 +18,7 @@ from torch import nn
 from glta_pipelines.core.errors import InputError
 from glta_pipelines.core.glta.configuration import GLLMConfig
 from glta_pipelines.core.glta.projector import Projector, token_norm
-from glta_pipelines.core.prompts import Template, pad
+from glta_pipelines.core.llm.prompts import Template, pad
 
 Base = tuple[torch.Tensor, torch.Tensor]  # (user, item) embeddings of the residual's dot-product score
 
@@ -81,7 +81,7 @@ class GLLM(nn.Module):
         """(B, d_llm) representation of each user's prompt at the prediction token.
 
         ``user_vectors`` (B, d_gnn) replace the rows of known ``users`` in the graph: a new user's
-        graph embedding, built from its history (:mod:`glta_pipelines.core.recommender`).
+        graph embedding, built from its history (:mod:`glta_pipelines.core.glta.recommender`).
         """
         device = self.graph_item.device
         graph = self.graph_user[users.to(device)] if user_vectors is None else user_vectors.to(device)

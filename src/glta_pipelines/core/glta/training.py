@@ -16,16 +16,16 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from glta_pipelines.core.distributed import SINGLE, Group, mean_loss, shared_step
+from glta_pipelines.core.training.distributed import SINGLE, Group, mean_loss, shared_step
 from glta_pipelines.core.errors import InputError
 from glta_pipelines.core.files import atomic_path
 from glta_pipelines.core.glta.configuration import GLLMConfig
 from glta_pipelines.core.glta.examples import Example, GLLMData, epoch_examples, user_histories
 from glta_pipelines.core.glta.model import GLLM, Base
 from glta_pipelines.core.glta.weights import load_trainable_state, trainable_state
-from glta_pipelines.core.ranking import ranking_metrics
+from glta_pipelines.core.evaluation.ranking import ranking_metrics
 from glta_pipelines.core.reproducibility import deterministic
-from glta_pipelines.core.trainer import EpochCallback, Schedule, TrainingState, fit
+from glta_pipelines.core.training.trainer import EpochCallback, Schedule, TrainingState, fit
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from glta_pipelines.core.errors import InputError
 from glta_pipelines.core.glta.configuration import AlignConfig, GLLMConfig, LoraSettings, from_dict, to_dict
 from glta_pipelines.core.glta.model import GLLM, describe_graph, graph_shape
 from glta_pipelines.core.glta.projector import Projector, ProjectorSpec
-from glta_pipelines.core.llm import LLMConfig, load_llm
+from glta_pipelines.core.llm.backbone import LLMConfig, load_llm
 
 LORA_PREFIX = "lora::"  # LoRA weights in a flat GLTA state, keyed as peft's get_peft_model_state_dict names them
 PROJECTOR_KIND, GLTA_KIND = "item_projector", "glta"

@@ -10,20 +10,17 @@ import pandas as pd
 import torch
 
 from glta_pipelines.core.artifacts import TensorArtifact
-from glta_pipelines.core.bpr_trainer import TrainedEmbeddings, train_bpr_model
+from glta_pipelines.core.training.bpr import TrainedEmbeddings, train_bpr_model
 from glta_pipelines.core.config import config_from_params
-from glta_pipelines.core.ease import EASEConfig, fit_ease
-from glta_pipelines.core.graph_encoder import EdgeDropout, node_text
-from glta_pipelines.core.hccf import HCCF, HCCFConfig
-from glta_pipelines.core.lightgcn import LightGCNConfig
-from glta_pipelines.core.lightgcn_plus import LightGCNPlus
-from glta_pipelines.core.llm import LLMConfig
-from glta_pipelines.core.recbole_export import recbole_files
-from glta_pipelines.core.rlmrec_con import RLMRecCon, RLMRecConConfig
-from glta_pipelines.core.rlmrec_gen import RLMRecGen, RLMRecGenConfig
-from glta_pipelines.core.text_encoder import TextEncoderConfig, encode_texts, item_texts
-from glta_pipelines.parameters import dataset_source
-from glta_pipelines.tracking import epoch_logger
+from glta_pipelines.core.models.ease import EASEConfig, fit_ease
+from glta_pipelines.core.models.graph_encoder import EdgeDropout, node_text
+from glta_pipelines.core.models.lightgcn import LightGCNConfig
+from glta_pipelines.core.models.registry import METHODS
+from glta_pipelines.core.llm.backbone import LLMConfig
+from glta_pipelines.core.data.recbole_export import recbole_files
+from glta_pipelines.core.llm.text_encoder import TextEncoderConfig, encode_texts, item_texts
+from glta_pipelines.framework.parameters import dataset_source
+from glta_pipelines.framework.tracking import epoch_logger
 
 Embeddings = dict[str, torch.Tensor]
 
@@ -61,71 +58,25 @@ def embed_item_texts(items: pd.DataFrame, item_map: pd.DataFrame, text_encoder: 
                                                  "dim": int(embeddings.shape[1])})
 
 
-def _train(method: str, build, train: pd.DataFrame, valid: pd.DataFrame, user_map: pd.DataFrame,
-           item_map: pd.DataFrame, lightgcn: dict[str, Any], learning_rate: float | None = None,
-           batch_size: int | None = None) -> tuple[Embeddings, pd.DataFrame]:
+def train_graph_baseline(method: str, train: pd.DataFrame, valid: pd.DataFrame, user_map: pd.DataFrame,
+                         item_map: pd.DataFrame, lightgcn: dict[str, Any], text_embeddings: TensorArtifact | None = None,
+                         params: dict[str, Any] | None = None) -> tuple[Embeddings, pd.DataFrame]:
+    """A BPR graph baseline of the method registry (``core/models/registry.py``) on LightGCN's
+    schedule: (embeddings, history). Bound to a method with ``functools.partial`` in the wiring.
+
+    A text-aware method reads the item text embeddings (summed into each node's text); a method
+    whose config names its own ``learning_rate`` or ``batch_size`` (HCCF's) trains with those.
+    """
+    spec = METHODS[method]
+    config = config_from_params(spec.config, params or {}, f"baselines.{spec.parameter_key}") if spec.config else None
     schedule = config_from_params(LightGCNConfig, lightgcn, "pretrain_gnn.lightgcn")
-    if learning_rate is not None:
-        schedule = dataclasses.replace(schedule, learning_rate=learning_rate)
-    if batch_size is not None:
-        schedule = dataclasses.replace(schedule, batch_size=batch_size)
+    for name in ("learning_rate", "batch_size"):
+        if getattr(config, name, None) is not None:
+            schedule = dataclasses.replace(schedule, **{name: getattr(config, name)})
     n_users, n_items = len(user_map), len(item_map)
+    text = node_text(train, text_embeddings["item"], n_users) if spec.text_aware else None
     adjacency = EdgeDropout(train["user_idx"].to_numpy(), train["item_idx"].to_numpy(), n_users, n_items)
-    result: TrainedEmbeddings = train_bpr_model(method, lambda: build(adjacency, n_users, n_items, schedule), train,
-                                                valid, n_users, n_items, schedule, on_epoch_end=epoch_logger(method))
+    result: TrainedEmbeddings = train_bpr_model(
+        method, lambda: spec.build(adjacency, n_users, n_items, schedule, config, text), train, valid, n_users, n_items,
+        schedule, on_epoch_end=epoch_logger(method))
     return {"user": result.user, "item": result.item}, result.history
-
-
-def _text(train: pd.DataFrame, user_map: pd.DataFrame, text_embeddings: TensorArtifact) -> torch.Tensor:
-    return node_text(train, text_embeddings["item"], len(user_map))
-
-
-def train_lightgcn_plus(train: pd.DataFrame, valid: pd.DataFrame, user_map: pd.DataFrame, item_map: pd.DataFrame,
-                        text_embeddings: TensorArtifact, lightgcn: dict[str, Any]) -> tuple[Embeddings, pd.DataFrame]:
-    """LightGCN+ (``E0 = ID + MLP(text)``) with LightGCN's settings: (embeddings, history)."""
-    text = _text(train, user_map, text_embeddings)
-    return _train("lightgcn_plus", lambda adj, nu, ni, s: LightGCNPlus(adj, nu, ni, s.embedding_dim, s.num_layers, text),
-                  train, valid, user_map, item_map, lightgcn)
-
-
-def train_hccf(train: pd.DataFrame, valid: pd.DataFrame, user_map: pd.DataFrame, item_map: pd.DataFrame,
-               lightgcn: dict[str, Any], hccf: dict[str, Any]) -> tuple[Embeddings, pd.DataFrame]:
-    """HCCF with its reference settings on LightGCN's schedule (its own learning rate): (embeddings, history)."""
-    return _hccf("hccf", train, valid, user_map, item_map, lightgcn, hccf, text=None)
-
-
-def train_hccf_plus(train: pd.DataFrame, valid: pd.DataFrame, user_map: pd.DataFrame, item_map: pd.DataFrame,
-                    text_embeddings: TensorArtifact, lightgcn: dict[str, Any], hccf: dict[str, Any],
-                    ) -> tuple[Embeddings, pd.DataFrame]:
-    """HCCF+ (HCCF on ``E0 = ID + MLP(text)``), HCCF's settings: (embeddings, history)."""
-    return _hccf("hccf_plus", train, valid, user_map, item_map, lightgcn, hccf, _text(train, user_map, text_embeddings))
-
-
-def _hccf(method, train, valid, user_map, item_map, lightgcn, hccf, text) -> tuple[Embeddings, pd.DataFrame]:
-    config = config_from_params(HCCFConfig, hccf, "baselines.hccf")
-    return _train(method, lambda adj, nu, ni, s: HCCF(adj, nu, ni, s.embedding_dim, config, text, seed=s.seed),
-                  train, valid, user_map, item_map, lightgcn, config.learning_rate, config.batch_size)
-
-
-def train_rlmrec_con(train: pd.DataFrame, valid: pd.DataFrame, user_map: pd.DataFrame, item_map: pd.DataFrame,
-                     text_embeddings: TensorArtifact, lightgcn: dict[str, Any], rlmrec_con: dict[str, Any],
-                     ) -> tuple[Embeddings, pd.DataFrame]:
-    """RLMRec-Con on LightGCN with item-text profiles: (embeddings, history)."""
-    config = config_from_params(RLMRecConConfig, rlmrec_con, "baselines.rlmrec_con")
-    return _rlmrec("rlmrec_con", RLMRecCon, config, train, valid, user_map, item_map, text_embeddings, lightgcn)
-
-
-def train_rlmrec_gen(train: pd.DataFrame, valid: pd.DataFrame, user_map: pd.DataFrame, item_map: pd.DataFrame,
-                     text_embeddings: TensorArtifact, lightgcn: dict[str, Any], rlmrec_gen: dict[str, Any],
-                     ) -> tuple[Embeddings, pd.DataFrame]:
-    """RLMRec-Gen on LightGCN with item-text profiles: (embeddings, history)."""
-    config = config_from_params(RLMRecGenConfig, rlmrec_gen, "baselines.rlmrec_gen")
-    return _rlmrec("rlmrec_gen", RLMRecGen, config, train, valid, user_map, item_map, text_embeddings, lightgcn)
-
-
-def _rlmrec(method, model, config, train, valid, user_map, item_map, text_embeddings, lightgcn,
-            ) -> tuple[Embeddings, pd.DataFrame]:
-    profiles = _text(train, user_map, text_embeddings)
-    return _train(method, lambda adj, nu, ni, s: model(adj, nu, ni, s.embedding_dim, s.num_layers, profiles, config,
-                                                       seed=s.seed),
-                  train, valid, user_map, item_map, lightgcn)

@@ -11,14 +11,14 @@ import torch
 from matplotlib.figure import Figure
 
 from glta_pipelines.core.artifacts import TensorArtifact
-from glta_pipelines.core.baselines import popularity_scorer
-from glta_pipelines.core.breakdowns import breakdown_table
-from glta_pipelines.core.ease import ease_scorer
+from glta_pipelines.core.models.popularity import popularity_scorer
+from glta_pipelines.core.evaluation.breakdowns import breakdown_table
+from glta_pipelines.core.models.ease import ease_scorer
 from glta_pipelines.core.errors import InputError
 from glta_pipelines.core.glta import history_scorer, residual_base, restore_gllm
-from glta_pipelines.core.lightgcn import dot_product_scorer
-from glta_pipelines.core.plots import breakdown_chart, metrics_bar_chart
-from glta_pipelines.core.ranking import METRIC_NAMES, evaluate_splits, paired_bootstrap, rank_top_k
+from glta_pipelines.core.models.lightgcn import dot_product_scorer
+from glta_pipelines.core.evaluation.plots import breakdown_chart, metrics_bar_chart
+from glta_pipelines.core.evaluation.ranking import METRIC_NAMES, evaluate_splits, paired_bootstrap, rank_top_k
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +30,6 @@ def evaluate_popularity(
     """Metrics of the most-popular-items baseline (table, per-user test metrics)."""
     scorer = popularity_scorer(train, len(item_map))
     return _evaluate("popularity", scorer, train, valid, test, user_map, item_map, evaluation)
-
-
-def evaluate_lightgcn(
-    embeddings: dict[str, torch.Tensor], train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame,
-    user_map: pd.DataFrame, item_map: pd.DataFrame, evaluation: dict[str, Any],
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Metrics of LightGCN's dot-product scores (table, per-user test metrics)."""
-    scorer = dot_product_scorer(embeddings["user"], embeddings["item"])
-    return _evaluate("lightgcn", scorer, train, valid, test, user_map, item_map, evaluation)
 
 
 def evaluate_embeddings(

@@ -1,9 +1,13 @@
-"""Wiring of the ``evaluate`` stage: one node per method, then one table, one plot and the paired comparison."""
+"""Wiring of the ``evaluate`` stage: one node per method, then one table, one plot and the paired comparison.
+
+Which methods exist, and how each is scored, is the method registry's (``core/models/registry.py``).
+"""
 
 from functools import partial, update_wrapper
 
 from kedro.pipeline import Node, Pipeline
 
+from glta_pipelines.core.models.registry import METHODS, method_names
 from glta_pipelines.pipelines.evaluate.nodes import (
     break_down,
     combine_metrics,
@@ -11,51 +15,58 @@ from glta_pipelines.pipelines.evaluate.nodes import (
     evaluate_ease,
     evaluate_embeddings,
     evaluate_glta,
-    evaluate_lightgcn,
     evaluate_popularity,
     plot_metrics,
 )
 
 # Evaluated methods, in table order; each node below writes <method>_metrics and <method>_per_user.
-DEFAULT_METHODS = ("popularity", "lightgcn", "ease", "glta")  # `full`: seconds besides GLTA
-# `paper`: the GLTA paper's comparison plus EASE; text-aware methods next to their text-free twins
-PAPER_METHODS = ("popularity", "lightgcn", "ease", "hccf", "lightgcn_plus", "hccf_plus", "rlmrec_con", "rlmrec_gen",
-                 "glta")
-METHODS = PAPER_METHODS  # every method a table can hold
-# Baselines scored by the dot product of their final user and item embeddings.
-EMBEDDING_METHODS = ("hccf", "lightgcn_plus", "hccf_plus", "rlmrec_con", "rlmrec_gen")
+DEFAULT_METHODS = method_names(default_only=True)  # `full`: seconds besides GLTA
+PAPER_METHODS = method_names()  # `paper`: the GLTA paper's comparison plus EASE
 SPLIT = ["train", "valid", "test", "user_map", "item_map"]
 # GLTA is rebuilt from its self-describing weights alone: no GLTA parameters are read here.
 GLTA_MODEL = ["glta_weights", "backbone_embeddings", "lightgcn_embeddings"]
-EXTERNAL_INPUTS = {
+FIXED_INPUTS = {
     **{name: f"graph.{name}" for name in SPLIT},
     "lightgcn_embeddings": "pretrain_gnn.embeddings",
     "ease_weights": "baselines.ease_weights",
     "backbone_embeddings": "pretrain_gnn.backbone_embeddings",
     "glta_weights": "gllm_finetune.weights",
     "items": "ingest.items",
-    **{f"{m}_embeddings": f"baselines.{m}_embeddings" for m in EMBEDDING_METHODS},
 }
 
 
-def create_pipeline(methods: tuple[str, ...] = DEFAULT_METHODS, **kwargs) -> Pipeline:
-    nodes = {
-        "popularity": Node(evaluate_popularity, inputs=[*SPLIT, "params:evaluation"],
-                           outputs=["popularity_metrics", "popularity_per_user"], name="evaluate_popularity"),
-        "lightgcn": Node(evaluate_lightgcn, inputs=["lightgcn_embeddings", *SPLIT, "params:evaluation"],
-                         outputs=["lightgcn_metrics", "lightgcn_per_user"], name="evaluate_lightgcn"),
-        "ease": Node(evaluate_ease, inputs=["ease_weights", *SPLIT, "params:evaluation"],
-                     outputs=["ease_metrics", "ease_per_user"], name="evaluate_ease"),
+def external_inputs() -> dict[str, str]:
+    """Every input this stage may read from an earlier stage, with its catalog name."""
+    embeddings = {f"{m.name}_embeddings": m.embeddings for m in METHODS.values() if m.embeddings}
+    return {**FIXED_INPUTS, **embeddings}
+
+
+def _node(method: str) -> Node:
+    scoring = METHODS[method].scoring
+    outputs = [f"{method}_metrics", f"{method}_per_user"]
+    if scoring == "popularity":
+        return Node(evaluate_popularity, inputs=[*SPLIT, "params:evaluation"], outputs=outputs,
+                    name=f"evaluate_{method}")
+    if scoring == "ease":
+        return Node(evaluate_ease, inputs=[f"{method}_weights", *SPLIT, "params:evaluation"], outputs=outputs,
+                    name=f"evaluate_{method}")
+    if scoring == "embeddings":
         # partial of a module-level function: picklable, so ParallelRunner can run it
-        **{m: Node(_bound(evaluate_embeddings, m), inputs=[f"{m}_embeddings", *SPLIT, "params:evaluation"],
-                   outputs=[f"{m}_metrics", f"{m}_per_user"], name=f"evaluate_{m}") for m in EMBEDDING_METHODS},
-        # one node for GLTA's metrics and recommendations: prompts they share go through the LLM once
-        "glta": Node(evaluate_glta, inputs=[*GLTA_MODEL, *SPLIT, "items", "params:evaluation"],
-                     outputs=["glta_metrics", "glta_per_user", "recommendations"], name="evaluate_glta"),
-    }
+        return Node(_bound(evaluate_embeddings, method), inputs=[f"{method}_embeddings", *SPLIT, "params:evaluation"],
+                    outputs=outputs, name=f"evaluate_{method}")
+    # one node for GLTA's metrics and recommendations: prompts they share go through the LLM once
+    return Node(evaluate_glta, inputs=[*GLTA_MODEL, *SPLIT, "items", "params:evaluation"],
+                outputs=[*outputs, "recommendations"], name=f"evaluate_{method}")
+
+
+def create_pipeline(methods: tuple[str, ...] | None = None, **kwargs) -> Pipeline:
+    """The evaluation of ``methods`` (default: the registry's default methods, those of ``full``)."""
+    methods = method_names(default_only=True) if methods is None else methods
+    nodes = [_node(m) for m in methods]
+    known = external_inputs()
     return Pipeline(
         [
-            *(nodes[m] for m in methods),
+            *nodes,
             Node(combine_metrics, inputs=[f"{m}_metrics" for m in methods], outputs="metrics", name="combine_metrics"),
             Node(compare_methods, inputs={"evaluation": "params:evaluation", **{m: f"{m}_per_user" for m in methods}},
                  outputs="comparison", name="compare_methods"),
@@ -65,7 +76,7 @@ def create_pipeline(methods: tuple[str, ...] = DEFAULT_METHODS, **kwargs) -> Pip
             Node(plot_metrics, inputs=["metrics", "params:evaluation"], outputs="metrics_plot", name="plot_metrics"),
         ],
         namespace="evaluate",
-        inputs={k: v for k, v in EXTERNAL_INPUTS.items() if k in _external_inputs([nodes[m] for m in methods])},
+        inputs={k: v for k, v in known.items() if k in _external_inputs(nodes)},
     )
 
 

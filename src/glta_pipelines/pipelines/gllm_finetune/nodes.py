@@ -12,17 +12,19 @@ import torch
 
 from glta_pipelines.core.artifacts import TensorArtifact, artifact_config
 from glta_pipelines.core.config import config_from_params
-from glta_pipelines.core.distributed import DataParallelConfig
+from glta_pipelines.core.training.distributed import DataParallelConfig
+from glta_pipelines.core.data.sources import item_words
 from glta_pipelines.core.glta import (
     check_same_llm,
     gllm_config_from_params,
     glta_artifact,
     glta_state_artifact,
     projector_spec,
+    with_words,
 )
 from glta_pipelines.core.glta.data_parallel import GLLMJob, train_data_parallel
-from glta_pipelines.core.llm import LLMConfig
-from glta_pipelines.tracking import epoch_logger
+from glta_pipelines.core.llm.backbone import LLMConfig
+from glta_pipelines.framework.tracking import epoch_logger
 
 
 def finetune_gllm(
@@ -30,6 +32,7 @@ def finetune_gllm(
     item_projector: TensorArtifact, backbone_train: pd.DataFrame, alignment_targets: pd.DataFrame,
     train: pd.DataFrame, valid: pd.DataFrame, item_map: pd.DataFrame,
     llm: dict[str, Any], gllm: dict[str, Any], checkpoint_dir: str, data_parallel: dict[str, Any],
+    dataset: dict[str, Any],
 ) -> tuple[TensorArtifact, pd.DataFrame]:
     """Train projectors, soft tokens and the GLLM head (and LoRA when enabled).
 
@@ -42,7 +45,7 @@ def finetune_gllm(
     here. Returns the weights with everything needed to rebuild the model
     (``core.glta.restore_gllm``), and the per-epoch history.
     """
-    config = gllm_config_from_params(gllm)
+    config = with_words(gllm_config_from_params(gllm), item_words(dataset))  # movie, book, product...
     llm_config = config_from_params(LLMConfig, llm, "llm")
     parallel = config_from_params(DataParallelConfig, data_parallel, "data_parallel")
     check_same_llm(item_projector, llm_config)  # also fails for a projector file without a config, before loading

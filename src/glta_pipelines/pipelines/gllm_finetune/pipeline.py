@@ -21,10 +21,11 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(finetune_gllm,
                  inputs=[*EXTERNAL_INPUTS, "params:llm", "params:gllm", "params:checkpoint_dir",
-                         "params:data_parallel"],
+                         "params:data_parallel", "params:dataset"],
                  outputs=["weights", "history"], name="finetune_gllm"),
         ],
         namespace="gllm_finetune",
         inputs=EXTERNAL_INPUTS,
-        parameters={"params:llm": "params:llm", "params:data_parallel": "params:data_parallel"},
+        parameters={"params:llm": "params:llm", "params:data_parallel": "params:data_parallel",
+                    "params:dataset": "params:dataset"},
     )

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from glta_pipelines.core.config import config_from_params
-from glta_pipelines.core.interactions import (
+from glta_pipelines.core.data.interactions import (
     SplitConfig,
     build_id_map,
     encode_ids,

@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from glta_pipelines.core.datasets import load_dataset
+from glta_pipelines.core.data.sources import load_dataset
 
 
 def read_dataset(dataset: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any]]:

@@ -9,8 +9,8 @@ import pandas as pd
 import torch
 
 from glta_pipelines.core.config import config_from_params
-from glta_pipelines.core.lightgcn import LightGCNConfig, train_lightgcn
-from glta_pipelines.tracking import epoch_logger
+from glta_pipelines.core.models.lightgcn import LightGCNConfig, train_lightgcn
+from glta_pipelines.framework.tracking import epoch_logger
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ import mlflow
 import pandas as pd
 
 from glta_pipelines.core.config import config_from_params
-from glta_pipelines.core.recommender import requests_from_table
+from glta_pipelines.core.glta.recommender import requests_from_table
 from glta_pipelines.serving.registry import RecommendConfig, load_registered
-from glta_pipelines.tracking import current_run
+from glta_pipelines.framework.tracking import current_run
 
 
 def recommend(requests: pd.DataFrame, recommend: dict[str, Any], dataset: dict[str, Any]) -> pd.DataFrame:

@@ -1,0 +1,173 @@
+"""Turning raw ratings into an implicit-feedback graph: filtering, id maps, per-user splits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from glta_pipelines.core.errors import InputError
+
+SPLIT_NAMES = ("train", "valid", "test")
+
+
+def to_implicit(interactions: pd.DataFrame, min_rating: float | None) -> pd.DataFrame:
+    """Keep interactions rated at least ``min_rating`` (all of them when None), one row per pair.
+
+    A user who rated the same item twice keeps the latest interaction.
+    """
+    kept = interactions if min_rating is None else interactions[interactions["rating"] >= min_rating]
+    kept = kept.sort_values("timestamp", kind="stable").drop_duplicates(["user_id", "item_id"], keep="last")
+    if kept.empty:
+        raise InputError(
+            "parameter graph.min_rating",
+            f"{min_rating!r}, which leaves 0 of {len(interactions)} interactions",
+            "a threshold at or below the highest rating in the data (or null to keep all)",
+        )
+    return kept.reset_index(drop=True)
+
+
+def k_core_filter(interactions: pd.DataFrame, k: int) -> pd.DataFrame:
+    """Repeatedly drop users and items with fewer than ``k`` interactions (k <= 1: no-op)."""
+    if k <= 1:
+        return interactions
+    kept = interactions
+    while True:
+        user_counts = kept["user_id"].map(kept["user_id"].value_counts())
+        item_counts = kept["item_id"].map(kept["item_id"].value_counts())
+        mask = (user_counts >= k) & (item_counts >= k)
+        if mask.all():
+            break
+        kept = kept[mask]
+        if kept.empty:
+            raise InputError(
+                "parameter graph.k_core",
+                f"{k}, which removes all {len(interactions)} interactions",
+                "a smaller k (every user and item needs at least k interactions)",
+            )
+    return kept.reset_index(drop=True)
+
+
+def build_id_map(ids: pd.Series, index_name: str) -> pd.DataFrame:
+    """Map raw ids to contiguous integers 0..n-1, in sorted raw-id order."""
+    unique = np.sort(ids.unique())
+    return pd.DataFrame({ids.name: unique, index_name: np.arange(len(unique), dtype=np.int64)})
+
+
+def encode_ids(interactions: pd.DataFrame, user_map: pd.DataFrame, item_map: pd.DataFrame) -> pd.DataFrame:
+    """Replace raw user/item ids by their contiguous indices."""
+    encoded = interactions.merge(user_map, on="user_id", how="inner").merge(item_map, on="item_id", how="inner")
+    if len(encoded) != len(interactions):
+        raise InputError("id maps", f"{len(interactions) - len(encoded)} interactions with unmapped ids", "every id mapped")
+    return encoded[["user_idx", "item_idx", "timestamp"]].sort_values(["user_idx", "timestamp"], kind="stable").reset_index(drop=True)
+
+
+def decode_ids(encoded: pd.DataFrame, user_map: pd.DataFrame, item_map: pd.DataFrame) -> pd.DataFrame:
+    """Inverse of :func:`encode_ids`: indices back to raw ids."""
+    return encoded.merge(user_map, on="user_idx").merge(item_map, on="item_idx")
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """How each user's interactions are divided into train/valid/test."""
+
+    strategy: str = "random"  # "random" or "leave-last-out"
+    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    min_interactions: int = 3
+    # which interactions fall in valid and test
+    seed: int = 2025
+
+    def validate(self) -> None:
+        """Raise :class:`InputError` for a split that cannot be made."""
+        if self.strategy not in ("random", "leave-last-out"):
+            raise InputError("parameter graph.split.strategy", repr(self.strategy), "'random' or 'leave-last-out'")
+        if len(self.ratios) != 3 or any(r < 0 for r in self.ratios) or not np.isclose(sum(self.ratios), 1.0):
+            raise InputError(
+                "parameter graph.split.ratios",
+                f"{list(self.ratios)} (sum {sum(self.ratios):.4g})",
+                "three non-negative ratios [train, valid, test] that sum to 1",
+            )
+        if self.min_interactions < 3:
+            raise InputError(
+                "parameter graph.split.min_interactions",
+                self.min_interactions,
+                "at least 3 (one interaction for each of train, valid and test)",
+            )
+
+
+def split_per_user(encoded: pd.DataFrame, config: SplitConfig) -> dict[str, pd.DataFrame]:
+    """Split each user's interactions into train/valid/test, reproducibly for a seed.
+
+    ``random``: shuffle each user's interactions and cut by ``ratios`` (valid and test get at
+    least one each). ``leave-last-out``: the latest interaction is test, the one before valid.
+    Users with fewer than ``min_interactions`` go wholly to train.
+    """
+    config.validate()
+    rng = np.random.default_rng(config.seed)
+    frame = encoded.assign(_key=rng.random(len(encoded)))
+    if config.strategy == "random":
+        frame = frame.sort_values(["user_idx", "_key"], kind="stable")
+    else:  # ties in time are broken by the seeded key, so the split stays reproducible
+        frame = frame.sort_values(["user_idx", "timestamp", "_key"], kind="stable")
+    position = frame.groupby("user_idx").cumcount().to_numpy()
+    count = frame.groupby("user_idx")["user_idx"].transform("size").to_numpy()
+
+    if config.strategy == "random":
+        n_valid, n_test = (
+            np.maximum(1, np.round(count * r)).astype(np.int64) if r > 0 else np.zeros_like(count)
+            for r in config.ratios[1:]
+        )
+        n_train = count - n_valid - n_test
+    else:
+        n_train = count - 2
+        n_valid = np.ones_like(count)
+    part = np.where(position < n_train, 0, np.where(position < n_train + n_valid, 1, 2))
+    part[count < config.min_interactions] = 0
+    frame = frame.drop(columns="_key")
+    splits = {name: frame[part == i].sort_values(["user_idx", "timestamp"], kind="stable").reset_index(drop=True)
+              for i, name in enumerate(SPLIT_NAMES)}
+    return splits
+
+
+def graph_statistics(splits: dict[str, pd.DataFrame], n_users: int, n_items: int) -> dict[str, float]:
+    """Size and density of the interaction graph, overall and per split."""
+    n_edges = sum(len(df) for df in splits.values())
+    stats: dict[str, float] = {
+        "n_users": n_users,
+        "n_items": n_items,
+        "n_interactions": n_edges,
+        "density": n_edges / float(n_users * n_items),
+    }
+    for name, df in splits.items():
+        stats[f"n_{name}"] = len(df)
+        stats[f"n_{name}_users"] = int(df["user_idx"].nunique())
+    return stats
+
+
+def hold_out_per_user(train: pd.DataFrame, fraction: float, min_interactions: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Randomly move ``fraction`` of each user's training interactions (at least one) into a held-out
+    set; users with fewer than ``min_interactions`` keep all. Returns (kept, held_out).
+
+    GLTA's graph backbone is pretrained on ``kept`` only, so the user-item alignment can learn
+    from interactions the graph has not already fit (no leaked targets).
+    """
+    check_holdout_fraction(fraction)
+    if fraction == 0:
+        return train.reset_index(drop=True), train.iloc[:0].reset_index(drop=True)
+    rng = np.random.default_rng(seed)
+    frame = train.assign(_key=rng.random(len(train))).sort_values(["user_idx", "_key"], kind="stable")
+    position = frame.groupby("user_idx").cumcount().to_numpy()
+    count = frame.groupby("user_idx")["user_idx"].transform("size").to_numpy()
+    n_out = np.where(count >= min_interactions, np.maximum(1, np.round(count * fraction)), 0)
+    held = position < n_out
+    frame = frame.drop(columns="_key")
+    order = ["user_idx", "timestamp"]
+    return (frame[~held].sort_values(order, kind="stable").reset_index(drop=True),
+            frame[held].sort_values(order, kind="stable").reset_index(drop=True))
+
+
+def check_holdout_fraction(fraction: object) -> None:
+    """Raise :class:`InputError` unless ``fraction`` is in [0, 1)."""
+    if not isinstance(fraction, (int, float)) or not 0 <= fraction < 1:
+        raise InputError("parameter graph.alignment_holdout.fraction", fraction, "a fraction in [0, 1)")

