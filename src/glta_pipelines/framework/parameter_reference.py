@@ -10,7 +10,6 @@ above it or beside it in the YAML file, else the comment on its field in the con
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import inspect
 import re

@@ -19,7 +19,12 @@ Map of the package (read ``model.py`` first, then ``weights.py``):
 - ``alignment.py``: stage 1, item-text alignment (:func:`train_item_alignment`, greedy decoding checks).
 - ``model.py``: :class:`GLLM`; the residual base (user, item) is an explicit argument of ``logits``.
 - ``examples.py``: user histories, :class:`GLLMData` and each epoch's mask/holdout examples.
-- ``training.py``: stage 2's loss, step, scorers, :func:`train_gllm` with early stopping and checkpoints.
+- ``training.py``: stage 2's loss, step, :func:`train_gllm` with early stopping and checkpoints.
+- ``scoring.py``: a trained GLLM as a score function (:func:`make_scorer`, :func:`history_scorer`), with
+  the hidden-state cache that evaluation, recommendations and validation share.
+- ``recommender.py``: recommendations on request, for known users and new users folded in from a
+  history (one contract for Python, REST and batch).
+- ``data_parallel.py``: the alignment and GLLM jobs as data-parallel (DDP) runs.
 - ``weights.py``: LoRA, trainable state, the self-describing artifacts of both stages,
   :func:`build_gllm` and :func:`restore_gllm` (a trained model from its weights file alone).
 """
@@ -46,13 +51,12 @@ from glta_pipelines.core.glta.configuration import (
 from glta_pipelines.core.glta.examples import Example, GLLMData, epoch_examples, user_histories
 from glta_pipelines.core.glta.model import GLLM, Base, describe_graph, graph_shape, residual_base
 from glta_pipelines.core.glta.projector import Projector, ProjectorSpec, token_norm
+from glta_pipelines.core.glta.scoring import history_scorer, make_scorer
 from glta_pipelines.core.glta.training import (
     GLLMResult,
     gllm_loss,
     gllm_step,
-    history_scorer,
     load_checkpoint,
-    make_scorer,
     peak_memory_mb,
     save_checkpoint,
     train_gllm,

@@ -21,16 +21,14 @@ from glta_pipelines.core.errors import InputError
 from glta_pipelines.core.files import atomic_path
 from glta_pipelines.core.glta.configuration import GLLMConfig
 from glta_pipelines.core.glta.examples import Example, GLLMData, epoch_examples, user_histories
-from glta_pipelines.core.glta.model import GLLM, Base
+from glta_pipelines.core.glta.model import GLLM
+from glta_pipelines.core.glta.scoring import HiddenCache, make_scorer, shared_hidden
 from glta_pipelines.core.glta.weights import load_trainable_state, trainable_state
 from glta_pipelines.core.evaluation.ranking import ranking_metrics
 from glta_pipelines.core.reproducibility import deterministic
 from glta_pipelines.core.training.trainer import EpochCallback, Schedule, TrainingState, fit
 
 log = logging.getLogger(__name__)
-
-Scorer = Callable[[torch.Tensor], torch.Tensor]
-
 
 def gllm_loss(logits: torch.Tensor, targets: list[np.ndarray], masked: list[np.ndarray]) -> torch.Tensor:
     """Multi-positive softmax cross-entropy over all items; known (non-target) positives masked."""
@@ -63,16 +61,6 @@ def gllm_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: list[Ex
     return shared_step(optimizer, batch, group, lambda share: example_loss(model, share), check=_finite("GLLM"))
 
 
-def shared_hidden(model: GLLM, users: torch.Tensor, histories: list[np.ndarray], group: Group = SINGLE) -> torch.Tensor:
-    """``model.hidden`` of a batch of prompts, each rank reading its share through the LLM; all rows on every rank."""
-    if not group.distributed:
-        return model.hidden(users, histories)
-    lo, hi = group.bounds(len(histories))
-    local = (model.hidden(users[lo:hi], histories[lo:hi]) if hi > lo else
-             torch.zeros(0, model.norm.normalized_shape[0], device=model.graph_item.device))
-    return group.gather(local, len(histories))
-
-
 class Replica(nn.Module):
     """What DDP wraps: the GLLM, and the LLM too when LoRA adapts it (the LLM is outside the GLLM's parameters)."""
 
@@ -96,45 +84,6 @@ def check_finite(loss: torch.Tensor, stage: str) -> None:
         raise InputError(f"{stage} training loss", f"{loss.item()} (the weights have diverged)",
                          "a finite loss: lower gllm_finetune.gllm.learning_rate, or use llm.dtype: float32 "
                          "(bfloat16 on CUDA can overflow on long prompts)")
-
-
-HiddenCache = dict[tuple[int, bytes], torch.Tensor]
-
-
-def make_scorer(model: GLLM, histories: list[np.ndarray], history_length: int, batch_size: int, base: Base,
-                cache: HiddenCache | None = None, group: Group = SINGLE) -> Scorer:
-    """Score function for the ranking evaluator: users -> GLLM logits over all items, residual on ``base``.
-
-    ``cache`` (shared between scorers of the same model) keeps each prompt's hidden state, keyed by
-    user and shown items, so a prompt that validation, test and recommendations have in common
-    goes through the LLM once. In a data-parallel ``group`` every rank reads its share of the
-    prompts and every rank gets all scores.
-    """
-    cache = {} if cache is None else cache
-
-    def score(users: torch.Tensor) -> torch.Tensor:
-        model.eval()
-        out = []
-        with torch.no_grad():
-            for lo in range(0, len(users), batch_size):
-                chunk = users[lo : lo + batch_size]
-                hist = [histories[int(u)][-history_length:] for u in chunk]
-                keys = [(int(u), h.tobytes()) for u, h in zip(chunk, hist)]
-                todo = [row for row, key in enumerate(keys) if key not in cache]
-                if todo:
-                    fresh = shared_hidden(model, chunk[todo], [hist[row] for row in todo], group)
-                    cache.update({keys[row]: h for row, h in zip(todo, fresh)})
-                hidden = torch.stack([cache[key] for key in keys])
-                out.append(model.logits(chunk, hidden, base).cpu())
-        return torch.cat(out)
-    return score
-
-
-def history_scorer(model: GLLM, history: pd.DataFrame, n_users: int, base: Base,
-                   cache: HiddenCache | None = None) -> Scorer:
-    """Score function of a trained GLLM whose prompts show each user's latest ``history`` items."""
-    return make_scorer(model, user_histories(history, n_users), model.config.history_length,
-                       model.config.scoring_batch_size, base, cache)
 
 
 @dataclass

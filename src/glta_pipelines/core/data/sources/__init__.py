@@ -1,7 +1,16 @@
 """Dataset adapters: each reads one public format into the two tables every later stage uses.
 
-See :mod:`.contract` for the tables, :mod:`.adapters` for the formats, :mod:`.reader` for what
-happens to bad rows, duplicates and items without metadata (the same for every adapter).
+Map of the package:
+
+- ``contract.py``: the two output tables (interactions, items) and their checks.
+- ``adapters.py``: one function per public format, registered in ``ADAPTERS``, and each format's
+  prompt words (``ITEM_WORDS``: movie/watched, book/read...).
+- ``formats.py``: row parsers (JSON, Python literals, delimited, Parquet) and file discovery.
+- ``streams.py``: gzip/plain line streams, bad rows and their quarantine, wrong-file sniffing, id coding.
+- ``reader.py``: what happens to bad rows, duplicates and items without metadata (the same for
+  every adapter), the metadata join, the item text and the report.
+- ``text.py``: the item's text from its fields (``dataset.item_text``).
+- ``settings.py``: the typed ``dataset`` parameters.
 """
 
 from __future__ import annotations
