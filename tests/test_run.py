@@ -69,6 +69,35 @@ def test_full_run_on_each_adapter_fixture(project, adapter):
     assert metrics["data_quality.final.n_interactions"] == metrics["graph.n_interactions"]
     artifacts = {a.path for a in client.list_artifacts(mlflow_run.info.run_id, "graph")}
     assert "graph/data_quality.json" in artifacts
+    # the prompts the LLM read, as the trained weights store them, name the dataset's items
+    noun = {"amazon": "product", "goodreads": "book", "generic": "item"}.get(adapter.split("-")[0], "movie")
+    for weights in ("item_projector", "gllm_weights"):
+        prompt = _stored_prompt(project / "data/06_models" / f"{weights}.safetensors")
+        assert noun in prompt and "{" not in prompt, prompt
+        if noun != "movie":
+            assert "movie" not in prompt and "watched" not in prompt, prompt
+
+
+def _stored_prompt(folder) -> str:
+    """The prompt templates stored in the config of the latest version of a weights file."""
+    import json
+
+    from safetensors import safe_open
+
+    path = sorted(folder.glob("*/*.safetensors"))[-1]
+    with safe_open(str(path), "pt") as handle:
+        config = json.loads(handle.metadata()["config"])
+    found = [v for k, v in _flat(config) if k.endswith("prompt_template")]
+    assert found, config
+    return " / ".join(found)
+
+
+def _flat(config, prefix=""):
+    for key, value in config.items():
+        if isinstance(value, dict):
+            yield from _flat(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
 
 
 def test_tasks_of_one_dag_log_into_the_orchestrators_run(project, monkeypatch):

@@ -18,6 +18,7 @@ from glta_pipelines.core.glta import (
     trainable_state,
 )
 from glta_pipelines.core.glta.data_parallel import AlignJob, GLLMJob, align_data_parallel, train_data_parallel
+from tests.core.gllm import END_TO_END
 
 TWO = DataParallelConfig(processes=2, backend="gloo")
 
@@ -29,7 +30,7 @@ def _job(tiny, graph, llm_config, checkpoint=None, **overrides) -> GLLMJob:
     projector = projector_artifact(Projector(8, llm.config.hidden_size).fit_scales(items, token_norm(llm)),
                                    AlignConfig(), llm_config)
     # not residual: the head starts away from zero, so every trainable part gets a gradient at the first step
-    config = GLLMConfig(**{"epochs": 1, "head_epochs": 0, "residual": False, "learning_rate": 1e-2,
+    config = GLLMConfig(**{**END_TO_END, "epochs": 1, "head_epochs": 0, "residual": False, "learning_rate": 1e-2,
                            "target_scheme": "mask", **overrides})
     torch.manual_seed(1)
     lightgcn = {"user": torch.randn_like(users), "item": torch.randn_like(items)}

@@ -18,6 +18,7 @@ from glta_pipelines.core.glta import (
 )
 from glta_pipelines.core.data.interactions import SplitConfig, build_id_map, encode_ids, split_per_user
 from glta_pipelines.core.llm.backbone import LLMConfig, load_llm
+from tests.core.gllm import END_TO_END
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +37,7 @@ def test_one_step_of_each_stage_on_the_bundled_llm(bundled_model_dir, interactio
     assert len(aligned.history) == 1 and np.isfinite(aligned.history["loss"]).all()
     assert aligned.projector(item_emb).shape == (len(item_map), 576)
 
-    config = GLLMConfig(epochs=1, batch_size=8, target_scheme="mask")
+    config = GLLMConfig(**{**END_TO_END, "epochs": 1, "batch_size": 8, "target_scheme": "mask"})
     model = build_gllm(llm, tokenizer, aligned.projector, users, item_emb, config)
     data = GLLMData(user_histories(splits["train"], len(user_map)), [], splits["train"], splits["valid"], len(item_map))
     result = train_gllm(model, data, config, show_progress=False)

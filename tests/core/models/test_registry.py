@@ -47,7 +47,7 @@ def test_a_toy_method_reaches_the_pipelines_the_evaluator_and_the_seed_summary(t
     evaluated = evaluate.create_pipeline(names)
     assert "evaluate.evaluate_toy" in {n.name for n in evaluated.nodes}
     assert "baselines.toy_embeddings" in evaluated.inputs()
-    validate_parameters({"evaluate": {"evaluation": {"comparison": {"reference": "toy"}}}})
+    validate_parameters({"dataset": {"name": "movielens-100k"}, "evaluate": {"evaluation": {"comparison": {"reference": "toy"}}}})
 
     long = pd.DataFrame([(seed, method, "recall_at_20", value) for seed, (a, b) in enumerate([(0.30, 0.31), (0.32, 0.34)])
                          for method, value in (("lightgcn", a), ("toy", b))], columns=["seed", "method", "metric", "value"])
@@ -61,4 +61,4 @@ def test_an_unknown_reference_names_the_registry(toy):
     from glta_pipelines.framework.parameters import validate_parameters
 
     with pytest.raises(InputError, match=r"comparison\.reference.*'nope'.*toy"):
-        validate_parameters({"evaluate": {"evaluation": {"comparison": {"reference": "nope"}}}})
+        validate_parameters({"dataset": {"name": "movielens-100k"}, "evaluate": {"evaluation": {"comparison": {"reference": "nope"}}}})

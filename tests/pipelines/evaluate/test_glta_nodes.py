@@ -35,7 +35,9 @@ def _finetune(run, llm=None):
     splits = run["splits"]
     return finetune_gllm(run["backbone"], run["lightgcn"], run["projector"], splits["train"], splits["train"].head(0),
                          splits["train"], splits["valid"], run["item_map"], llm or run["llm"],
-                         {"epochs": 1, "batch_size": 32}, run["checkpoints"], {})
+                         {"epochs": 1, "head_epochs": 0, "residual": True, "blend_grid": [], "batch_size": 32},
+                         run["checkpoints"], {},
+                         {"name": "movielens-100k"})
 
 
 def test_an_mlp_projector_is_finetuned_and_evaluated_from_artifacts_alone(run, items):
