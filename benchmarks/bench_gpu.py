@@ -1,7 +1,7 @@
 """Benchmark: the GLTA stages' speed and peak memory on one device (a GPU where there is one), issue 15.
 
 For each LLM given with ``--llm`` (bfloat16 on CUDA, float32 on CPU), on the packed MovieLens-100K
-inputs (``notebooks/glta_levers.py pack``: the split, id maps, item titles, LightGCN's embeddings),
+inputs (``experiments/glta_levers.py pack``: the split, id maps, item titles, LightGCN's embeddings),
 with the project's default settings (``conf/base/parameters_{align_tokens,gllm_finetune}.yml``):
 
 1. ``align``: item-text alignment, objective ``generate``: examples (items) per second of the
@@ -379,7 +379,7 @@ def main() -> None:
     parser.add_argument("--llm", action="append", required=True,
                         help="a GGUF file, a checkpoint folder, random-1b or random-smollm2 (repeatable)")
     parser.add_argument("--tokenizer", default=None, help="tokenizer of the random LLMs (a GGUF or folder)")
-    parser.add_argument("--inputs", type=Path, required=True, help="packed inputs (notebooks/glta_levers.py pack)")
+    parser.add_argument("--inputs", type=Path, required=True, help="packed inputs (experiments/glta_levers.py pack)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/gpu/bench_gpu.json"))
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--items", action="store_true", help="also one token per history item (issue-13 lever)")

@@ -13,8 +13,8 @@ and fuses it afterwards with LightGCN, z-scored per user, at several weights.
 Every epoch prints validation and test Recall@20 / NDCG@20 (test for insight only: a real
 selection would look at validation alone).
 
-    python notebooks/prototype_llm_full_history.py --residual 1 --summary 1 --user 0 --epochs 3
-    python notebooks/prototype_llm_full_history.py --residual 0 --summary 0 --user 0 --history-length 50
+    python experiments/prototype_llm_full_history.py --residual 1 --summary 1 --user 0 --epochs 3
+    python experiments/prototype_llm_full_history.py --residual 0 --summary 0 --user 0 --history-length 50
 
 Exploration code, not a pipeline: nothing here is used by ``kedro run``.
 """
@@ -26,7 +26,6 @@ import time
 from dataclasses import replace
 
 import numpy as np
-import pandas as pd
 import torch
 
 from glta_pipelines.core.config import config_from_params
@@ -43,7 +42,7 @@ from glta_pipelines.core.glta import (
 from glta_pipelines.core.llm.backbone import LLMConfig, load_llm
 from glta_pipelines.core.llm.prompts import pad
 
-from glta_diagnostics import Split, _catalog, _zscore  # noqa: E402  (same folder)
+from common import Split, open_catalog, zscore  # noqa: E402  (the experiments' shared module)
 
 
 class FullHistoryGLLM(GLLM):
@@ -79,7 +78,7 @@ def main() -> None:
     parser.add_argument("--projector-version", help="version of align_tokens.item_projector (default: latest)")
     args = parser.parse_args()
 
-    catalog, params = _catalog()
+    catalog, params = open_catalog()
     n_users, n_items = len(catalog.load("graph.user_map")), len(catalog.load("graph.item_map"))
     split = Split(catalog.load("graph.train"), catalog.load("graph.valid"), catalog.load("graph.test"), n_users, n_items)
     lightgcn, backbone = catalog.load("pretrain_gnn.embeddings"), catalog.load("pretrain_gnn.backbone_embeddings")
@@ -120,7 +119,7 @@ def main() -> None:
               f"{'GLTA' if args.residual else 'GLLM alone'} {split.score(valid_scores, test_scores)}", flush=True)
         if not args.residual:
             for weight in (0.1, 0.2, 0.3, 0.5, 0.75):
-                fused = split.score(_zscore(base) + weight * _zscore(valid_scores), _zscore(base) + weight * _zscore(test_scores))
+                fused = split.score(zscore(base) + weight * zscore(valid_scores), zscore(base) + weight * zscore(test_scores))
                 print(f"  LightGCN + {weight} GLLM: {fused}", flush=True)
 
 

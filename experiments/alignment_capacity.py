@@ -13,7 +13,7 @@ Each kind trains on the same items, full batch, with the product's loss (title t
 prompt template. Prints the loss every 10 steps and, at the end, the share of items whose greedy
 decoding starts with the true title; writes ``data/08_reporting/alignment_capacity.json``.
 
-    python notebooks/alignment_capacity.py --items 32 --steps 100 --learning-rate 0.03
+    python experiments/alignment_capacity.py --items 32 --steps 100 --learning-rate 0.03
 
 Exploration code, not a pipeline: nothing here is used by ``kedro run``.
 """
@@ -41,7 +41,7 @@ from glta_pipelines.core.glta import (
 from glta_pipelines.core.llm.backbone import LLMConfig, load_llm
 from glta_pipelines.core.llm.prompts import Template
 
-from glta_diagnostics import ROOT, _catalog  # noqa: E402  (same folder)
+from common import ROOT, open_catalog  # noqa: E402  (the experiments' shared module)
 
 
 class FreeTokens(nn.Module):
@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2025)
     args = parser.parse_args()
 
-    catalog, params = _catalog()
+    catalog, params = open_catalog()
     config = config_from_params(AlignConfig, params["align_tokens"]["alignment"], "align_tokens.alignment")
     llm, tokenizer = load_llm(config_from_params(LLMConfig, params["llm"], "llm"))
     llm.eval()

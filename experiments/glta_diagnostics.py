@@ -18,7 +18,7 @@ validation (train masked) and test (train + valid masked), Recall@20 / NDCG@20, 
 5. ``glta_vs_lightgcn_test``: GLTA's relative gain on test Recall@20 and NDCG@20 with a 95%
    paired bootstrap interval over users (is the gain larger than the luck of the split?).
 
-    python notebooks/glta_diagnostics.py [--weights-version V] [--projector-version V]
+    python experiments/glta_diagnostics.py [--weights-version V] [--projector-version V]
 
 Exploration code, not a pipeline: nothing here is used by ``kedro run``.
 """
@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -43,58 +41,8 @@ from glta_pipelines.core.glta import (
     restore_gllm,
     user_histories,
 )
-from glta_pipelines.core.evaluation.ranking import paired_bootstrap, per_user_metrics, ranking_metrics
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _catalog():
-    from kedro.framework.session import KedroSession
-    from kedro.framework.startup import bootstrap_project
-
-    os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
-    bootstrap_project(ROOT)
-    session = KedroSession.create(project_path=ROOT)
-    context = session.load_context()
-    return context.catalog, context.params
-
-
-def _zscore(scores: torch.Tensor) -> torch.Tensor:
-    return (scores - scores.mean(1, keepdim=True)) / scores.std(1, keepdim=True)
-
-
-class Split:
-    """The run's split and the two evaluation protocols on full score matrices."""
-
-    def __init__(self, train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame, n_users: int, n_items: int):
-        self.train, self.valid, self.test = train, valid, test
-        self.seen_for_test = pd.concat([train, valid], ignore_index=True)
-        self.n_users, self.n_items = n_users, n_items
-
-    def score(self, valid_scores: torch.Tensor, test_scores: torch.Tensor) -> dict[str, float]:
-        out = {}
-        for split, scores, exclude, truth in (("valid", valid_scores, self.train, self.valid),
-                                              ("test", test_scores, self.seen_for_test, self.test)):
-            metrics = ranking_metrics(lambda users, s=scores: s[users], exclude, truth, self.n_users, self.n_items, [20])
-            out[f"{split}_recall_at_20"] = round(metrics["recall_at_20"], 4)
-            out[f"{split}_ndcg_at_20"] = round(metrics["ndcg_at_20"], 4)
-        return out
-
-    def paired(self, ours: torch.Tensor, reference: torch.Tensor) -> dict[str, dict[str, float]]:
-        """Test: relative difference of per-user Recall@20 and NDCG@20 with a 95% bootstrap interval."""
-        def per_user(scores):
-            _, values = per_user_metrics(lambda users: scores[users], self.seen_for_test, self.test,
-                                         self.n_users, self.n_items, [20])
-            return values
-        a, b = per_user(ours), per_user(reference)
-        return {name: {k: round(v, 4) for k, v in paired_bootstrap(a[name], b[name]).items()}
-                for name in ("recall_at_20", "ndcg_at_20")}
-
-    def interaction_matrix(self, frame: pd.DataFrame) -> torch.Tensor:
-        matrix = torch.zeros(self.n_users, self.n_items)
-        matrix[frame["user_idx"].to_numpy(), frame["item_idx"].to_numpy()] = 1.0
-        return matrix
-
+from common import ROOT, Split, open_catalog, zscore  # noqa: E402  (the experiments' shared module)
 
 def correction_weight(catalog, split: Split, base: torch.Tensor, weights_version: str | None) -> list[dict]:
     valid_logits, test_logits, scale = _glta_logits(catalog, split, weights_version)
@@ -146,7 +94,7 @@ def ease_blend(split: Split, base: torch.Tensor, regularisation: float = 300.0) 
     rows = [{"blend": "EASE alone", **split.score(valid_scores, test_scores)}]
     for alpha in (0.25, 0.5, 1.0):
         rows.append({"blend": f"LightGCN + {alpha} EASE", **split.score(
-            _zscore(base) + alpha * _zscore(valid_scores), _zscore(base) + alpha * _zscore(test_scores))})
+            zscore(base) + alpha * zscore(valid_scores), zscore(base) + alpha * zscore(test_scores))})
     return rows
 
 
@@ -192,7 +140,7 @@ def history_mean(split: Split, base: torch.Tensor, tokens: torch.Tensor, graph_i
     rows = [{"history": label, "blend": "alone", **split.score(valid_scores, test_scores)}]
     for alpha in (0.2, 0.3, 0.5):
         rows.append({"history": label, "blend": f"LightGCN + {alpha} correction", **split.score(
-            _zscore(base) + alpha * _zscore(valid_scores), _zscore(base) + alpha * _zscore(test_scores))})
+            zscore(base) + alpha * zscore(valid_scores), zscore(base) + alpha * zscore(test_scores))})
     return rows
 
 
@@ -204,7 +152,7 @@ def main() -> None:
     parser.add_argument("--skip-llm", action="store_true", help="only the diagnostics without the LLM")
     parser.add_argument("--ensemble-weights-versions", help="comma-separated gllm_finetune.weights versions to average")
     args = parser.parse_args()
-    catalog, _ = _catalog()
+    catalog, _ = open_catalog()
     n_users, n_items = len(catalog.load("graph.user_map")), len(catalog.load("graph.item_map"))
     split = Split(catalog.load("graph.train"), catalog.load("graph.valid"), catalog.load("graph.test"), n_users, n_items)
     lightgcn = catalog.load("pretrain_gnn.embeddings")

@@ -8,8 +8,8 @@ control, ``encoder: mean``, trained the same way) on that data and writes one JS
 (configuration, encoder): validation and test Recall@20 / NDCG@20, their ratio to LightGCN's,
 the best epoch and the wall time. Selection is on validation only; test is reported.
 
-    python notebooks/glta_levers.py pack --out .dev/inputs
-    python notebooks/glta_levers.py run --inputs .dev/inputs --llm data/06_models/llm/<folder> \
+    python experiments/glta_levers.py pack --out .dev/inputs
+    python experiments/glta_levers.py run --inputs .dev/inputs --llm data/06_models/llm/<folder> \
         --only whole_items_head,whole_mean_head --out data/08_reporting/glta_levers.json
 
 ``--llm`` takes a Hugging Face checkpoint folder or a GGUF file (dequantised on load).
