@@ -86,7 +86,10 @@ class GLLM(nn.Module):
         device = self.graph_item.device
         graph = self.graph_user[users.to(device)] if user_vectors is None else user_vectors.to(device)
         user_tokens = self.user_projector(graph)
-        item_tokens = [self.history_tokens(self.item_projector(self.graph_item[torch.from_numpy(h).to(device)]))
+        # one projector call for the batch's distinct items, not one per user (thousands of small calls)
+        shown = np.unique(np.concatenate([np.asarray(h, dtype=np.int64) for h in histories] or [np.zeros(0, np.int64)]))
+        table = self.item_projector(self.graph_item[torch.from_numpy(shown).to(device)])
+        item_tokens = [self.history_tokens(table[torch.from_numpy(np.searchsorted(shown, h)).to(device)])
                        for h in histories]
         if self.config.encoder == "mean":
             return torch.stack([torch.cat([u[None], t]).mean(0) for u, t in zip(user_tokens, item_tokens)])
