@@ -161,6 +161,11 @@ class GLLMConfig:
         if not 0 < self.mask_fraction < 1:
             raise InputError("parameter gllm_finetune.gllm.mask_fraction", self.mask_fraction, "a fraction in (0, 1)")
 
+    def trains_through_llm(self) -> bool:
+        """Whether gradients pass through the LLM (end-to-end epochs or LoRA): then an int8 LLM
+        (``llm.quantize``) cannot be used, as int8 kernels have no backward."""
+        return self.encoder != "mean" and (self.epochs > 0 or self.lora.enabled)
+
 
 def with_words(config: T, words: Mapping[str, str]) -> T:
     """``config`` with its prompt template's ``{item_noun}``/``{interaction_verb}`` filled with the

@@ -50,7 +50,7 @@ class AlignJob:
 
     def run(self, group: Group = SINGLE, on_step: EpochCallback | None = None,
             show_progress: bool | None = None) -> AlignResult:
-        llm, tokenizer = load_llm(_rank_llm(self.llm, group))
+        llm, tokenizer = load_llm(_rank_llm(self.llm.for_training(), group))  # it trains through the LLM
         return train_item_alignment(llm, tokenizer, self.item_embedding, self.texts, self.config, on_step,
                                     _progress(group, show_progress), group)
 

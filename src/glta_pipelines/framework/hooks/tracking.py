@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 from glta_pipelines.core.errors import InputError
+from glta_pipelines.core.llm.backbone import llm_precision
 from glta_pipelines.framework.reports import describe_run, method_table
 from glta_pipelines.framework.tracking import (
     COMPARISON,
@@ -92,6 +93,8 @@ class MlflowTrackingHook:
             "dataset": dataset,
             "kedro_env": run_params.get("env") or "",
             "kedro_run_id": run_params.get("run_id") or "",
+            # what llm.dtype: auto and llm.quantize resolve to on this machine
+            "llm_precision": llm_precision(self._params.get("llm")),
             # Kedro passes the runner's repr: "<kedro.runner.thread_runner.ThreadRunner object at 0x...>"
             "runner": str(run_params.get("runner") or "").split(" object at ")[0].rsplit(".", 1)[-1].strip("<>"),
             # what this run changed from conf (ablations, sweeps): `kedro run --params ...`

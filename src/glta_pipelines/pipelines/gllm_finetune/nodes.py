@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,8 @@ from glta_pipelines.core.glta.data_parallel import GLLMJob, train_data_parallel
 from glta_pipelines.core.llm.backbone import LLMConfig
 from glta_pipelines.framework.tracking import epoch_logger
 
+log = logging.getLogger(__name__)
+
 
 def finetune_gllm(
     backbone_embeddings: dict[str, torch.Tensor], lightgcn_embeddings: dict[str, torch.Tensor],
@@ -47,6 +50,10 @@ def finetune_gllm(
     """
     config = with_words(gllm_config_from_params(gllm), item_words(dataset))  # movie, book, product...
     llm_config = config_from_params(LLMConfig, llm, "llm")
+    if llm_config.quantize != "none" and config.trains_through_llm():
+        log.info("llm.quantize %s is for forward passes only: the end-to-end epochs (and evaluation of "
+                 "this model) use the unquantised LLM", llm_config.quantize)
+        llm_config = llm_config.for_training()
     parallel = config_from_params(DataParallelConfig, data_parallel, "data_parallel")
     check_same_llm(item_projector, llm_config)  # also fails for a projector file without a config, before loading
     inputs = input_fingerprint([item_projector, backbone_embeddings, lightgcn_embeddings],
