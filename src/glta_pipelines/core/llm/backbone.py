@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from glta_pipelines.core.config import config_from_params
 from glta_pipelines.core.devices import auto_dtype, check_device, resolve_device
 from glta_pipelines.core.errors import InputError
 from glta_pipelines.core.llm.quantize import quantize_int8
@@ -69,23 +70,25 @@ class LLMConfig:
             return auto_dtype(self.torch_device())
         return getattr(torch, self.dtype)
 
+    def precision(self) -> str:
+        """What dtype and quantize resolve to here, e.g. ``float32 (auto on cpu: no native bfloat16)``."""
+        device, dtype = self.torch_device().type, self.torch_dtype()
+        text = str(dtype).removeprefix("torch.")
+        if self.dtype == "auto":
+            text += f" (auto on {device}{': no native bfloat16' if device == 'cpu' and dtype == torch.float32 else ''})"
+        return text + (", int8 weights for forward passes" if self.quantize == "int8" else "")
+
     def for_training(self) -> LLMConfig:
         """The same LLM for passes that train through it: int8 kernels have no backward."""
         return replace(self, quantize="none")
 
 
 def llm_precision(params: dict | None) -> str:
-    """What ``llm`` parameters resolve to on this machine, e.g. ``float32 (auto: no native bfloat16), int8 weights``."""
+    """What ``llm`` parameters resolve to on this machine (:meth:`LLMConfig.precision`)."""
     try:
-        config = LLMConfig(**(params or {}))
-        config.validate()
-    except (TypeError, InputError):
+        return config_from_params(LLMConfig, params, "llm").precision()
+    except InputError:
         return "invalid llm parameters"
-    dtype = str(config.torch_dtype()).removeprefix("torch.")
-    if config.dtype == "auto":
-        dtype += f" (auto on {config.torch_device().type}"
-        dtype += ": no native bfloat16)" if config.torch_device().type == "cpu" and dtype.startswith("float32") else ")"
-    return dtype + (", int8 weights for forward passes" if config.quantize == "int8" else "")
 
 
 def bundled_gguf(spec: str) -> Path:
@@ -186,10 +189,7 @@ def load_llm(config: LLMConfig) -> tuple[torch.nn.Module, object]:
             keep_first_layers(model, config.num_layers)
         if config.quantize == "int8":
             quantize_int8(model.get_decoder())
-        log.info("LLM %s on %s in %s%s%s", Path(str(source)).name, config.torch_device(), dtype,
-                 ", int8 weights" if config.quantize == "int8" else "",
-                 " (llm.dtype auto: this CPU has no native bfloat16)" if config.dtype == "auto"
-                 and dtype == torch.float32 and config.torch_device().type == "cpu" else "")
+        log.info("LLM %s on %s in %s", Path(str(source)).name, config.torch_device(), config.precision())
         model.to(config.torch_device()).eval().requires_grad_(False)
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
         if tokenizer.pad_token is None:
