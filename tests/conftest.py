@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,16 +12,44 @@ import torch
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("KEDRO_LOGGING_CONFIG", os.path.join(os.path.dirname(__file__), "logging.yml"))
-torch.set_num_threads(min(2, torch.get_num_threads()))
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # one worker per core (`make test` runs `-n auto`): each worker and the processes it starts
+    # (torchrun ranks, seed runs, servers) use one thread, so workers never fight over a core
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+else:
+    torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked ``cuda`` run only where a GPU is visible."""
+    """Tests marked ``cuda`` run only where a GPU is visible; tests marked ``slow`` start first, so
+    parallel workers do not end the session waiting on one long test."""
     if not torch.cuda.is_available():
         skip = pytest.mark.skip(reason="no CUDA device visible")
         for item in items:
             if "cuda" in item.keywords:
                 item.add_marker(skip)
+    items.sort(key=lambda item: "slow" not in item.keywords)  # stable: file order within each group
+
+
+def shared_once(tmp_path_factory, name: str, build) -> Path:
+    """``build(folder)`` once per test session, in a folder every parallel worker of the session
+    shares (the first to arrive builds it under a file lock; the others wait and reuse it)."""
+    import shutil
+
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the session's folder above each worker's own
+    folder, built = base / f"shared-{name}", base / f"shared-{name}.built"
+    with FileLock(f"{folder}.lock"):
+        if not built.is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            build(folder)
+            built.touch()
+    return folder
 
 
 def make_interactions(n_users: int = 60, n_items: int = 40, per_user: int = 12, seed: int = 0) -> pd.DataFrame:
@@ -69,26 +98,32 @@ def bundled_model_dir(tmp_path_factory):
     """The real bundled SmolLM2, converted once per test session through the product's cache path."""
     from glta_pipelines.core.llm.backbone import LLMConfig, resolve_model
 
-    return resolve_model(LLMConfig(cache_dir=str(tmp_path_factory.mktemp("llm_cache"))))
+    cache = shared_once(tmp_path_factory, "llm_cache", lambda folder: resolve_model(LLMConfig(cache_dir=str(folder))))
+    return resolve_model(LLMConfig(cache_dir=str(cache)))
 
 
 @pytest.fixture(scope="session")
-def tiny_llm_dir(bundled_model_dir, tmp_path_factory):
+def tiny_llm_dir(tmp_path_factory):
     """A tiny randomly initialised Llama with the bundled tokenizer, for fast tests only.
 
-    It is never the product's model: the product loads the real bundled SmolLM2.
+    It is never the product's model: the product loads the real bundled SmolLM2. Only the
+    tokenizer is read from the bundled GGUF (seconds; converting the whole model takes a minute).
     """
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    def build(folder: Path) -> None:
+        from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    tokenizer = AutoTokenizer.from_pretrained(bundled_model_dir)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny_llama")
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+        from glta_pipelines.core.llm.backbone import LLMConfig, bundled_gguf
+
+        gguf = bundled_gguf(LLMConfig().model)
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                             num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True,
+                             bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+        torch.manual_seed(0)
+        LlamaForCausalLM(config).save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+
+    return shared_once(tmp_path_factory, "tiny_llama", build)
 
 
 @pytest.fixture(scope="session")
@@ -125,13 +160,15 @@ def full_template(tmp_path_factory, tiny_llm_dir):
 
     from tests.sessions import new_project, run
 
-    template = new_project(tmp_path_factory.mktemp("full_template"))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(template)
-        patch.setenv("GLTA_TEST_LLM", str(tiny_llm_dir))
-        bootstrap_project(template)
-        run(template)
-    return template
+    def build(template: Path) -> None:
+        new_project(template)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.chdir(template)
+            patch.setenv("GLTA_TEST_LLM", str(tiny_llm_dir))
+            bootstrap_project(template)
+            run(template)
+
+    return shared_once(tmp_path_factory, "full_template", build)
 
 
 @pytest.fixture

@@ -206,16 +206,13 @@ def test_two_first_runs_at_once_both_finish(project):
     assert sorted(r.info.status for r in found) == ["FINISHED", "FINISHED"]
 
 
-def _draw_versions(count: int) -> list[str]:
-    return [distinct_save_version() for _ in range(count)]
-
-
 def test_processes_drawing_save_versions_at_once_never_share_one():
     """Kedro's own version is the millisecond a session starts: the runs above could collide (and did)."""
     import multiprocessing
 
-    with multiprocessing.get_context("fork").Pool(3) as pool:
-        drawn = [v for versions in pool.map(_draw_versions, [100] * 3) for v in versions]
+    # spawned, not forked: a fork of a test process with threads (a parallel test worker) can deadlock
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        drawn = pool.starmap(distinct_save_version, [()] * 300, chunksize=100)
     assert len(set(drawn)) == 300
     assert all(len(v) == len("2026-11-23T11.27.23.219Z") and v.endswith("Z") for v in drawn)
     import kedro.framework.session.session as kedro_session  # what `kedro run` and `kedro seeds` wrap

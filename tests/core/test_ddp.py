@@ -20,6 +20,7 @@ from glta_pipelines.core.glta import (
 from glta_pipelines.core.glta.data_parallel import AlignJob, GLLMJob, align_data_parallel, train_data_parallel
 from tests.core.gllm import END_TO_END
 
+pytestmark = pytest.mark.slow  # real torchrun processes
 TWO = DataParallelConfig(processes=2, backend="gloo")
 
 
