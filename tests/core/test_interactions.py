@@ -6,6 +6,7 @@ from glta_pipelines.core.errors import InputError
 from glta_pipelines.core.data.interactions import (
     SplitConfig,
     build_id_map,
+    cold_items,
     decode_ids,
     encode_ids,
     k_core_filter,
@@ -101,3 +102,41 @@ def test_k_core_filters_until_stable(interactions):
 def test_k_core_that_removes_everything_is_an_error(interactions):
     with pytest.raises(InputError, match=r"graph\.k_core.*removes all"):
         k_core_filter(interactions, 1000)
+
+
+def test_cold_items_split_keeps_every_interaction_of_a_cold_item_out_of_training(interactions):
+    encoded, user_map, _ = _encoded(interactions)  # 40 items, 20 % cold: 8, 4 per held-out split
+    config = SplitConfig(strategy="cold-items", seed=7, cold_fraction=0.2)
+    splits = split_per_user(encoded, config)
+    pairs = {name: set(zip(df["user_idx"], df["item_idx"])) for name, df in splits.items()}
+    assert sum(len(p) for p in pairs.values()) == len(encoded) and not pairs["train"] & (pairs["valid"] | pairs["test"])
+    cold_valid, cold_test = cold_items(splits["train"], splits["valid"]), cold_items(splits["train"], splits["test"])
+    assert len(cold_valid) == len(cold_test) == 4 and not set(cold_valid) & set(cold_test)
+    for items, name in ((cold_valid, "valid"), (cold_test, "test")):  # all of a cold item's interactions, one split
+        assert (encoded["item_idx"].isin(items).sum()
+                == splits[name]["item_idx"].isin(items).sum() > 0)
+    # the warm interactions are split as `random` splits them
+    warm = encoded[~encoded["item_idx"].isin([*cold_valid, *cold_test])]
+    as_random = split_per_user(warm, SplitConfig(seed=7))
+    pd.testing.assert_frame_equal(splits["train"], as_random["train"])
+    pd.testing.assert_frame_equal(splits["valid"][~splits["valid"]["item_idx"].isin(cold_valid)].reset_index(drop=True),
+                                  as_random["valid"])
+    for name in splits:
+        pd.testing.assert_frame_equal(splits[name], split_per_user(encoded, config)[name])
+    other = split_per_user(encoded, SplitConfig(strategy="cold-items", seed=8))
+    assert set(cold_items(other["train"], other["test"])) != set(cold_test)
+    assert set(splits["train"]["user_idx"]) == set(user_map["user_idx"])
+
+
+@pytest.mark.parametrize("fraction, message", [
+    (0, r"graph\.split\.cold_fraction: found 0\.0; expected a fraction of the items in \(0, 1\)"),
+    (1.5, r"graph\.split\.cold_fraction: found 1\.5"),
+    (0.01, r"graph\.split\.cold_fraction: found 0\.01, which makes 0 of 40 items cold"),
+])
+def test_cold_fractions_that_cannot_make_the_split_are_named(interactions, fraction, message):
+    encoded, _, _ = _encoded(interactions)
+    with pytest.raises(InputError, match=message):
+        split_per_user(encoded, config_from_params(SplitConfig, {"strategy": "cold-items", "cold_fraction": fraction},
+                                                   "graph.split"))
+    with pytest.raises(InputError, match=r"graph\.split\.strategy: found 'cold'; expected one of 'random', "):
+        split_per_user(encoded, SplitConfig(strategy="cold"))

@@ -72,16 +72,24 @@ def decode_ids(encoded: pd.DataFrame, user_map: pd.DataFrame, item_map: pd.DataF
 class SplitConfig:
     """How each user's interactions are divided into train/valid/test."""
 
-    strategy: str = "random"  # "random" or "leave-last-out"
+    strategy: str = "random"  # one of STRATEGIES
     ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
     min_interactions: int = 3
     # which interactions fall in valid and test
     seed: int = 2025
+    # cold-items: the share of the catalogue held out of training with all its interactions
+    cold_fraction: float = 0.2
+
+    STRATEGIES = ("random", "leave-last-out", "cold-items")
 
     def validate(self) -> None:
         """Raise :class:`InputError` for a split that cannot be made."""
-        if self.strategy not in ("random", "leave-last-out"):
-            raise InputError("parameter graph.split.strategy", repr(self.strategy), "'random' or 'leave-last-out'")
+        if self.strategy not in self.STRATEGIES:
+            raise InputError("parameter graph.split.strategy", repr(self.strategy),
+                             "one of " + ", ".join(repr(s) for s in self.STRATEGIES))
+        if not isinstance(self.cold_fraction, (int, float)) or not 0 < self.cold_fraction < 1:
+            raise InputError("parameter graph.split.cold_fraction", repr(self.cold_fraction),
+                             "a fraction of the items in (0, 1)")
         if len(self.ratios) != 3 or any(r < 0 for r in self.ratios) or not np.isclose(sum(self.ratios), 1.0):
             raise InputError(
                 "parameter graph.split.ratios",
@@ -101,9 +109,12 @@ def split_per_user(encoded: pd.DataFrame, config: SplitConfig) -> dict[str, pd.D
 
     ``random``: shuffle each user's interactions and cut by ``ratios`` (valid and test get at
     least one each). ``leave-last-out``: the latest interaction is test, the one before valid.
-    Users with fewer than ``min_interactions`` go wholly to train.
+    Users with fewer than ``min_interactions`` go wholly to train. ``cold-items``: see
+    :func:`split_cold_items`.
     """
     config.validate()
+    if config.strategy == "cold-items":
+        return split_cold_items(encoded, config)
     rng = np.random.default_rng(config.seed)
     frame = encoded.assign(_key=rng.random(len(encoded)))
     if config.strategy == "random":
@@ -128,6 +139,39 @@ def split_per_user(encoded: pd.DataFrame, config: SplitConfig) -> dict[str, pd.D
     splits = {name: frame[part == i].sort_values(["user_idx", "timestamp"], kind="stable").reset_index(drop=True)
               for i, name in enumerate(SPLIT_NAMES)}
     return splits
+
+
+def split_cold_items(encoded: pd.DataFrame, config: SplitConfig) -> dict[str, pd.DataFrame]:
+    """The new-item protocol: a seeded ``cold_fraction`` of the items leaves training with all its
+    interactions; half of those items (by item) are validation's, the other half test's. The
+    warm interactions are split per user as ``random`` does. Training sees no cold item.
+
+    Validation then holds the cold-validation items' interactions beside the warm ones, test
+    the cold-test items' (:func:`cold_items` tells them apart again).
+    """
+    items = np.unique(encoded["item_idx"].to_numpy())
+    n_cold = int(round(config.cold_fraction * len(items)))
+    if n_cold < 2 or n_cold > len(items) - 1:
+        raise InputError("parameter graph.split.cold_fraction",
+                         f"{config.cold_fraction}, which makes {n_cold} of {len(items)} items cold",
+                         "a fraction that leaves at least 2 cold items (one per split) and 1 warm item")
+    # its own stream: the warm split below draws from the seed as `random` does
+    drawn = np.random.default_rng([config.seed, 1]).permutation(items)[:n_cold]
+    cold_valid, cold_test = np.sort(drawn[: (n_cold + 1) // 2]), np.sort(drawn[(n_cold + 1) // 2:])
+    item = encoded["item_idx"].to_numpy()
+    warm = split_per_user(encoded[~np.isin(item, drawn)], SplitConfig("random", config.ratios, config.min_interactions,
+                                                                      config.seed))
+    order = ["user_idx", "timestamp"]
+    return {"train": warm["train"],
+            "valid": pd.concat([warm["valid"], encoded[np.isin(item, cold_valid)]]).sort_values(order, kind="stable")
+                       .reset_index(drop=True),
+            "test": pd.concat([warm["test"], encoded[np.isin(item, cold_test)]]).sort_values(order, kind="stable")
+                      .reset_index(drop=True)}
+
+
+def cold_items(train: pd.DataFrame, held_out: pd.DataFrame) -> np.ndarray:
+    """The items of ``held_out`` that training never saw, sorted."""
+    return np.setdiff1d(held_out["item_idx"].to_numpy(), train["item_idx"].to_numpy())
 
 
 def graph_statistics(splits: dict[str, pd.DataFrame], n_users: int, n_items: int) -> dict[str, float]:

@@ -11,6 +11,7 @@ from glta_pipelines.core.config import config_from_params
 from glta_pipelines.core.data.interactions import (
     SplitConfig,
     build_id_map,
+    cold_items,
     encode_ids,
     graph_statistics,
     hold_out_per_user,
@@ -56,10 +57,17 @@ def split_interactions(
 
 
 def compute_statistics(
-    train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame, user_map: pd.DataFrame, item_map: pd.DataFrame
+    train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame, user_map: pd.DataFrame, item_map: pd.DataFrame,
+    split_strategy: str = "random",
 ) -> dict[str, float]:
-    """Users, items, edges and density of the graph, overall and per split."""
+    """Users, items, edges and density of the graph, overall and per split; with the new-item split
+    also the cold items of valid and test and the users that have one (those its cold task scores)."""
     stats = graph_statistics({"train": train, "valid": valid, "test": test}, len(user_map), len(item_map))
+    if split_strategy == "cold-items":
+        for name, held_out in (("valid", valid), ("test", test)):
+            on_cold = held_out[held_out["item_idx"].isin(cold_items(train, held_out))]
+            stats[f"n_{name}_cold_items"] = int(on_cold["item_idx"].nunique())
+            stats[f"n_{name}_cold_users"] = int(on_cold["user_idx"].nunique())
     log.info("Graph: %s", ", ".join(f"{k}={v:.4g}" for k, v in stats.items()))
     return stats
 

@@ -20,7 +20,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(build_id_maps, inputs="implicit_interactions", outputs=["user_map", "item_map"], name="build_id_maps"),
             Node(split_interactions, inputs=["implicit_interactions", "user_map", "item_map", "params:split"],
                  outputs=["train", "valid", "test"], name="split_interactions"),
-            Node(compute_statistics, inputs=["train", "valid", "test", "user_map", "item_map"],
+            Node(compute_statistics, inputs=["train", "valid", "test", "user_map", "item_map", "params:split.strategy"],
                  outputs="statistics", name="compute_statistics"),
             Node(data_quality_report, inputs=["ingest_report", "filter_counts", "statistics"],
                  outputs="data_quality", name="data_quality_report"),
