@@ -121,3 +121,15 @@ def test_tasks_of_one_dag_log_into_the_orchestrators_run(project, monkeypatch):
     monkeypatch.setenv("MLFLOW_RUN_ID", "0" * 32)
     with pytest.raises(InputError, match="environment variable MLFLOW_RUN_ID: found '0000"):
         run(project, pipeline="ingest")
+
+
+def test_cold_items_split_evaluates_each_method_on_cold_warm_and_all_items(project):
+    """`--params graph.split.strategy=cold-items`: the graph never trains on a cold item, and every
+    method gets the cold task (only cold items ranked), the warm task and the all-items task."""
+    run(project, {"dataset": {"name": "movielens-1m", "path": str(FIXTURES / "movielens-1m")},
+                  "graph": {"split": {"strategy": "cold-items", "cold_fraction": 0.3}}, "registry": {"log_model": False}})
+    metrics = runs(project)[1][0].data.metrics
+    assert metrics["graph.n_valid_cold_items"] >= 1 and metrics["graph.n_test_cold_items"] >= 1
+    for method in ("popularity", "lightgcn", "ease", "glta"):
+        for split in ("valid", "test", "valid_cold", "test_cold", "valid_warm", "test_warm"):
+            assert 0 <= metrics[f"{split}.{method}.ndcg_at_20"] <= 1, (split, method)

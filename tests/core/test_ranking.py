@@ -7,7 +7,13 @@ import torch
 from torch_geometric.metrics import LinkPredHitRatio, LinkPredMRR, LinkPredNDCG, LinkPredPrecision, LinkPredRecall
 
 from glta_pipelines.core.errors import InputError
-from glta_pipelines.core.evaluation.ranking import evaluate_splits, paired_bootstrap, per_user_metrics, rank_top_k, ranking_metrics
+from glta_pipelines.core.evaluation.ranking import (
+    evaluate_splits,
+    paired_bootstrap,
+    per_user_metrics,
+    rank_top_k,
+    ranking_metrics,
+)
 
 
 def _pairs(pairs):
@@ -141,3 +147,40 @@ def test_paired_bootstrap_in_blocks_equals_one_draw(monkeypatch):
     whole = paired_bootstrap(ours, reference, n_resamples=300, seed=5)
     monkeypatch.setattr(ranking, "_BOOTSTRAP_BLOCK_ELEMENTS", 97 * 7)  # 43 blocks, the last one short
     assert paired_bootstrap(ours, reference, n_resamples=300, seed=5) == whole
+
+
+def test_cold_and_warm_tasks_rank_only_their_items_from_the_same_scores():
+    rng = np.random.default_rng(1)
+    n_users, n_items = 8, 12
+    scores = rng.random((n_users, n_items)).astype(np.float32)
+    train = _pairs([(u, i) for u in range(n_users) for i in rng.choice(8, 3, replace=False)])  # items 8-11: never trained
+    valid = _pairs([(u, int(i)) for u in range(n_users) for i in rng.choice(12, 2, replace=False)])
+    valid = valid.merge(train, how="left", indicator=True).query("_merge == 'left_only'").drop(columns="_merge")
+    test = _pairs([(0, 9), (1, 10), (2, 3), (3, 11)])
+    calls = []
+
+    def scorer(users):
+        calls.append(len(users))
+        return torch.from_numpy(scores)[users]
+
+    plain, plain_users = evaluate_splits("m", scorer, train, valid, test, n_users, n_items, ks=[2, 5])
+    n_plain = len(calls)
+    table, per_user = evaluate_splits("m", scorer, train, valid, test, n_users, n_items, ks=[2, 5], cold_and_warm=True)
+    # the all-items task is unchanged; valid's three tasks come from one scoring of each user
+    pd.testing.assert_frame_equal(table[table["split"].isin(["valid", "test"])].reset_index(drop=True), plain)
+    pd.testing.assert_frame_equal(per_user, plain_users)
+    assert n_plain == 2 and len(calls) - n_plain == 3  # valid's three tasks in one pass; test's cold and warm in one
+    seen = pd.concat([train, valid])
+    for split, truth, exclude in (("valid", valid, train), ("test", test, seen)):
+        trained = torch.zeros(n_items, dtype=torch.bool)
+        trained[torch.from_numpy(train["item_idx"].to_numpy())] = True
+        cold = ~trained & torch.isin(torch.arange(n_items), torch.from_numpy(truth["item_idx"].to_numpy()))
+        for task, candidates in (("cold", cold), ("warm", trained)):
+            # a second implementation: the plain evaluator on scores with every other item at -inf
+            own = truth[candidates[torch.from_numpy(truth["item_idx"].to_numpy())].numpy()]
+            masked = scores.copy()
+            masked[:, ~candidates.numpy()] = -np.inf
+            expected = ranking_metrics(_fixed(masked), exclude, own, n_users, n_items, ks=[2, 5])
+            rows = table[table["split"] == f"{split}_{task}"]
+            assert {f"{r.metric}_at_{r.k}": r.value for r in rows.itertuples()} == pytest.approx(expected), (split, task)
+    assert set(table["split"]) == {"valid", "test", "valid_cold", "valid_warm", "test_cold", "test_warm"}

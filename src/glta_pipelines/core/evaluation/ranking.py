@@ -57,18 +57,43 @@ def rank_top_k(
     per chunk); an output that is a view of other data is copied first.
     """
     users = np.arange(n_users) if users is None else np.asarray(users)
-    crow, col = user_item_csr(exclude["user_idx"].to_numpy(), exclude["item_idx"].to_numpy(), n_users)
     k = min(k, n_items)
-    all_idx, all_scores = [], []
+    tops = [torch.topk(scores, k, dim=1) for scores in _masked_scores(score_fn, exclude, n_users, n_items, chunk_size,
+                                                                     users)]
+    return torch.cat([top.indices for top in tops]), torch.cat([top.values for top in tops])
+
+
+def rank_top_k_per_task(
+    score_fn: ScoreFn,
+    exclude: pd.DataFrame,
+    candidates: dict[str, torch.Tensor | None],
+    n_users: int,
+    n_items: int,
+    k: int,
+    chunk_size: int,
+    users: np.ndarray,
+) -> dict[str, torch.Tensor]:
+    """:func:`rank_top_k`'s indices for several tasks at once, each ranking only its ``candidates``
+    (a boolean mask over items; None: every item). Each chunk of users is scored once for all tasks."""
+    k = min(k, n_items)
+    found: dict[str, list[torch.Tensor]] = {name: [] for name in candidates}
+    for scores in _masked_scores(score_fn, exclude, n_users, n_items, chunk_size, users):
+        for name, mask in candidates.items():
+            ranked = scores if mask is None else scores.masked_fill(~mask, float("-inf"))
+            found[name].append(torch.topk(ranked, k, dim=1).indices)
+    return {name: torch.cat(parts) for name, parts in found.items()}
+
+
+def _masked_scores(score_fn: ScoreFn, exclude: pd.DataFrame, n_users: int, n_items: int, chunk_size: int,
+                   users: np.ndarray):
+    """Each chunk's scores with the ``exclude`` pairs at -inf (one ``chunk_size x n_items`` buffer at a time)."""
+    crow, col = user_item_csr(exclude["user_idx"].to_numpy(), exclude["item_idx"].to_numpy(), n_users)
     for start in range(0, len(users), chunk_size):
         chunk = torch.from_numpy(users[start : start + chunk_size]).long()
         scores = _writable(score_fn(chunk))
         _check_scores(scores, len(chunk), n_items)
         scores.index_put_(csr_row_entries(crow, col, chunk), torch.tensor(float("-inf")))
-        top = torch.topk(scores, k, dim=1)
-        all_idx.append(top.indices)
-        all_scores.append(top.values)
-    return torch.cat(all_idx), torch.cat(all_scores)
+        yield scores
 
 
 def _writable(scores: torch.Tensor) -> torch.Tensor:
@@ -126,13 +151,7 @@ def per_user_metrics(
     if len(users) == 0:
         raise InputError("evaluation split", "0 users with held-out items", "at least one user to evaluate")
     top_idx, _ = rank_top_k(score_fn, exclude, n_users, n_items, max(ks), chunk_size, users)
-    # A ranked item is a hit when (user, item) is a truth pair: look its key up among the sorted truth keys.
-    truth_keys = np.sort(truth["user_idx"].to_numpy().astype(np.int64) * n_items + truth["item_idx"].to_numpy())
-    truth_keys = truth_keys[np.r_[True, truth_keys[1:] != truth_keys[:-1]]]  # a repeated pair counts once
-    n_truth = torch.from_numpy(np.bincount(truth_keys // n_items, minlength=n_users)[users])
-    ranked_keys = (users.astype(np.int64)[:, None] * n_items + top_idx.numpy()).ravel()
-    found = np.searchsorted(truth_keys, ranked_keys).clip(max=len(truth_keys) - 1)
-    hits = torch.from_numpy((truth_keys[found] == ranked_keys).reshape(top_idx.shape)).float()
+    hits, n_truth = _hits(top_idx, users, truth, n_users, n_items)
     metrics = hit_metrics(hits, n_truth, ks)
     if tail_items is not None:
         on_tail = tail_items[top_idx].float()
@@ -140,6 +159,63 @@ def per_user_metrics(
             metrics[f"hits_at_{k}"] = hits[:, :k].sum(1)
             metrics[f"tail_hits_at_{k}"] = (hits[:, :k] * on_tail[:, :k]).sum(1)
     return users, metrics
+
+
+def _hits(top_idx: torch.Tensor, users: np.ndarray, truth: pd.DataFrame, n_users: int, n_items: int,
+          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(users x K 0/1 hits of the ranked lists, each user's number of distinct truth items)."""
+    # A ranked item is a hit when (user, item) is a truth pair: look its key up among the sorted truth keys.
+    truth_keys = np.sort(truth["user_idx"].to_numpy().astype(np.int64) * n_items + truth["item_idx"].to_numpy())
+    truth_keys = truth_keys[np.r_[True, truth_keys[1:] != truth_keys[:-1]]]  # a repeated pair counts once
+    n_truth = torch.from_numpy(np.bincount(truth_keys // n_items, minlength=n_users)[users])
+    ranked_keys = (users.astype(np.int64)[:, None] * n_items + top_idx.numpy()).ravel()
+    found = np.searchsorted(truth_keys, ranked_keys).clip(max=len(truth_keys) - 1)
+    return torch.from_numpy((truth_keys[found] == ranked_keys).reshape(top_idx.shape)).float(), n_truth
+
+
+def task_metrics(
+    score_fn: ScoreFn,
+    exclude: pd.DataFrame,
+    tasks: dict[str, tuple[pd.DataFrame, torch.Tensor | None]],
+    n_users: int,
+    n_items: int,
+    ks: Sequence[int] = (10, 20),
+    chunk_size: int = 1024,
+) -> dict[str, dict[str, float]]:
+    """Mean metrics of several tasks on one split, scoring each user once: ``tasks`` maps a name to
+    (its truth pairs, the items it ranks: a boolean mask, or None for all). A user counts in a task
+    when it has a truth item there; a task without any user has no metrics (``n_users`` 0)."""
+    ks = sorted({int(k) for k in ks})
+    users_of = {name: np.flatnonzero(np.bincount(truth["user_idx"].to_numpy(), minlength=n_users))
+                for name, (truth, _) in tasks.items()}
+    everyone = np.unique(np.concatenate(list(users_of.values())))
+    if len(everyone) == 0:
+        return {name: {} for name in tasks}
+    tops = rank_top_k_per_task(score_fn, exclude, {name: mask for name, (_, mask) in tasks.items()}, n_users, n_items,
+                               max(ks), chunk_size, everyone)
+    out: dict[str, dict[str, float]] = {}
+    for name, (truth, _) in tasks.items():
+        users = users_of[name]
+        if len(users) == 0:
+            out[name] = {}
+            continue
+        hits, n_truth = _hits(tops[name][np.searchsorted(everyone, users)], users, truth, n_users, n_items)
+        out[name] = {metric: float(v.mean()) for metric, v in hit_metrics(hits, n_truth, ks).items()}
+    return out
+
+
+def item_tasks(train: pd.DataFrame, held_out: pd.DataFrame, n_items: int,
+               ) -> dict[str, tuple[pd.DataFrame, torch.Tensor]]:
+    """The new-item protocol's two extra tasks on a held-out split: ``cold`` ranks only the held-out
+    items that training never saw, against the user's interactions with them; ``warm`` ranks only
+    the items training saw, against the user's interactions with those."""
+    warm = torch.zeros(n_items, dtype=torch.bool)
+    warm[torch.from_numpy(train["item_idx"].to_numpy())] = True
+    cold = torch.zeros(n_items, dtype=torch.bool)
+    cold[torch.from_numpy(held_out["item_idx"].to_numpy())] = True
+    cold &= ~warm
+    on_cold = cold[torch.from_numpy(held_out["item_idx"].to_numpy())].numpy()
+    return {"cold": (held_out[on_cold], cold), "warm": (held_out[~on_cold], warm)}
 
 
 _BOOTSTRAP_BLOCK_ELEMENTS = 1 << 22  # resampled user indices held at once (32 MiB)
@@ -231,6 +307,7 @@ def evaluate_splits(
     ks: Sequence[int] = (10, 20),
     chunk_size: int = 1024,
     test_score_fn: ScoreFn | None = None,
+    cold_and_warm: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The shared protocol: valid ranks with train masked; test ranks with train and valid masked.
 
@@ -238,18 +315,24 @@ def evaluate_splits(
     user (``user_idx``, one column per metric, and ``hits_at_<k>`` / ``tail_hits_at_<k>`` for the
     long-tail breakdown). ``test_score_fn`` scores test when a method's
     input differs by split (e.g. a prompt history that includes validation items); by default
-    ``score_fn`` scores both.
+    ``score_fn`` scores both. ``cold_and_warm`` (the new-item protocol) adds the splits
+    ``valid_cold``/``test_cold`` and ``valid_warm``/``test_warm`` (:func:`item_tasks`) from the
+    same scores.
     """
     seen_for_test = pd.concat([train, valid], ignore_index=True)
-    valid_metrics = ranking_metrics(score_fn, train, valid, n_users, n_items, ks, chunk_size)
+    if cold_and_warm:
+        tasks = {"": (valid, None), **{f"_{name}": task for name, task in item_tasks(train, valid, n_items).items()}}
+        found = task_metrics(score_fn, train, tasks, n_users, n_items, ks, chunk_size)
+        valid_tables = [metrics_table(method, f"valid{name}", values) for name, values in found.items()]
+        test_tasks = {f"_{name}": task for name, task in item_tasks(train, test, n_items).items()}
+        found = task_metrics(test_score_fn or score_fn, seen_for_test, test_tasks, n_users, n_items, ks, chunk_size)
+        extra_tables = [metrics_table(method, f"test{name}", values) for name, values in found.items()]
+    else:
+        valid_tables = [metrics_table(method, "valid", ranking_metrics(score_fn, train, valid, n_users, n_items, ks,
+                                                                       chunk_size))]
+        extra_tables = []
     users, per_user = per_user_metrics(test_score_fn or score_fn, seen_for_test, test, n_users, n_items, ks, chunk_size,
                                        long_tail_items(train, n_items))
     means = {name: float(v.mean()) for name, v in per_user.items() if name.rpartition("_at_")[0] in METRIC_NAMES}
-    table = pd.concat(
-        [
-            metrics_table(method, "valid", valid_metrics),
-            metrics_table(method, "test", means),
-        ],
-        ignore_index=True,
-    )
+    table = pd.concat([*valid_tables, metrics_table(method, "test", means), *extra_tables], ignore_index=True)
     return table, pd.DataFrame({"user_idx": users, **{name: v.numpy() for name, v in per_user.items()}})

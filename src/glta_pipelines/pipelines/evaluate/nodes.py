@@ -25,36 +25,37 @@ log = logging.getLogger(__name__)
 
 def evaluate_popularity(
     train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame,
-    user_map: pd.DataFrame, item_map: pd.DataFrame, evaluation: dict[str, Any],
+    user_map: pd.DataFrame, item_map: pd.DataFrame, evaluation: dict[str, Any], split_strategy: str = "random",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Metrics of the most-popular-items baseline (table, per-user test metrics)."""
     scorer = popularity_scorer(train, len(item_map))
-    return _evaluate("popularity", scorer, train, valid, test, user_map, item_map, evaluation)
+    return _evaluate("popularity", scorer, train, valid, test, user_map, item_map, evaluation,
+                     split_strategy=split_strategy)
 
 
 def evaluate_embeddings(
     method: str, embeddings: dict[str, torch.Tensor], train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame,
-    user_map: pd.DataFrame, item_map: pd.DataFrame, evaluation: dict[str, Any],
+    user_map: pd.DataFrame, item_map: pd.DataFrame, evaluation: dict[str, Any], split_strategy: str = "random",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Metrics of ``method``'s dot-product scores of its final user and item embeddings
     (table, per-user test metrics); bound to a method with ``functools.partial`` in the wiring."""
     scorer = dot_product_scorer(embeddings["user"], embeddings["item"])
-    return _evaluate(method, scorer, train, valid, test, user_map, item_map, evaluation)
+    return _evaluate(method, scorer, train, valid, test, user_map, item_map, evaluation, split_strategy=split_strategy)
 
 
 def evaluate_ease(
     weights: TensorArtifact, train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame,
-    user_map: pd.DataFrame, item_map: pd.DataFrame, evaluation: dict[str, Any],
+    user_map: pd.DataFrame, item_map: pd.DataFrame, evaluation: dict[str, Any], split_strategy: str = "random",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Metrics of EASE (``X_train @ B``; table, per-user test metrics)."""
     scorer = ease_scorer(train, weights["item_item"], len(user_map))
-    return _evaluate("ease", scorer, train, valid, test, user_map, item_map, evaluation)
+    return _evaluate("ease", scorer, train, valid, test, user_map, item_map, evaluation, split_strategy=split_strategy)
 
 
 def evaluate_glta(
     weights: TensorArtifact, backbone_embeddings: dict[str, torch.Tensor], lightgcn_embeddings: dict[str, torch.Tensor],
     train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame, user_map: pd.DataFrame, item_map: pd.DataFrame,
-    items: pd.DataFrame, evaluation: dict[str, Any],
+    items: pd.DataFrame, evaluation: dict[str, Any], split_strategy: str = "random",
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """GLTA's metrics (table, per-user test metrics) and its top-K recommendations for every user.
 
@@ -71,7 +72,7 @@ def evaluate_glta(
     scorer = {name: history_scorer(model, history, len(user_map), base, cache)
               for name, history in (("valid", train), ("test", seen_for_test), ("known", known))}
     table, per_user = _evaluate("glta", scorer["valid"], train, valid, test, user_map, item_map, evaluation,
-                                scorer["test"])
+                                scorer["test"], split_strategy)
     k = int(evaluation.get("recommendations_k", max(evaluation["ks"])))
     top, scores = rank_top_k(scorer["known"], known, len(user_map), len(item_map), k, evaluation["chunk_size"])
     return table, per_user, _recommendation_table(top, scores, user_map, item_map, items)
@@ -93,9 +94,11 @@ def _recommendation_table(top: torch.Tensor, scores: torch.Tensor, user_map: pd.
 
 
 def _evaluate(method, scorer, train, valid, test, user_map, item_map, evaluation, test_scorer=None,
-              ) -> tuple[pd.DataFrame, pd.DataFrame]:
+              split_strategy: str = "random") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The one protocol for every method; the new-item split adds its cold and warm tasks."""
     table, per_user = evaluate_splits(method, scorer, train, valid, test, len(user_map), len(item_map),
-                                      evaluation["ks"], evaluation["chunk_size"], test_scorer)
+                                      evaluation["ks"], evaluation["chunk_size"], test_scorer,
+                                      cold_and_warm=split_strategy == "cold-items")
     log.info("%s test: %s", method, ", ".join(
         f"{r.metric}@{r.k}={r.value:.4f}" for r in table[table["split"] == "test"].itertuples()))
     return table, per_user

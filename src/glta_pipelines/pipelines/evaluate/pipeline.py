@@ -23,6 +23,8 @@ from glta_pipelines.pipelines.evaluate.nodes import (
 DEFAULT_METHODS = method_names(default_only=True)  # `full`: seconds besides GLTA
 PAPER_METHODS = method_names()  # `paper`: the GLTA paper's comparison plus EASE
 SPLIT = ["train", "valid", "test", "user_map", "item_map"]
+# the new-item split adds cold and warm tasks to every method's evaluation
+STRATEGY = "params:graph.split.strategy"
 # GLTA is rebuilt from its self-describing weights alone: no GLTA parameters are read here.
 GLTA_MODEL = ["glta_weights", "backbone_embeddings", "lightgcn_embeddings"]
 FIXED_INPUTS = {
@@ -45,17 +47,17 @@ def _node(method: str) -> Node:
     scoring = METHODS[method].scoring
     outputs = [f"{method}_metrics", f"{method}_per_user"]
     if scoring == "popularity":
-        return Node(evaluate_popularity, inputs=[*SPLIT, "params:evaluation"], outputs=outputs,
+        return Node(evaluate_popularity, inputs=[*SPLIT, "params:evaluation", STRATEGY], outputs=outputs,
                     name=f"evaluate_{method}")
     if scoring == "ease":
-        return Node(evaluate_ease, inputs=[f"{method}_weights", *SPLIT, "params:evaluation"], outputs=outputs,
+        return Node(evaluate_ease, inputs=[f"{method}_weights", *SPLIT, "params:evaluation", STRATEGY], outputs=outputs,
                     name=f"evaluate_{method}")
     if scoring == "embeddings":
         # partial of a module-level function: picklable, so ParallelRunner can run it
-        return Node(_bound(evaluate_embeddings, method), inputs=[f"{method}_embeddings", *SPLIT, "params:evaluation"],
+        return Node(_bound(evaluate_embeddings, method), inputs=[f"{method}_embeddings", *SPLIT, "params:evaluation", STRATEGY],
                     outputs=outputs, name=f"evaluate_{method}")
     # one node for GLTA's metrics and recommendations: prompts they share go through the LLM once
-    return Node(evaluate_glta, inputs=[*GLTA_MODEL, *SPLIT, "items", "params:evaluation"],
+    return Node(evaluate_glta, inputs=[*GLTA_MODEL, *SPLIT, "items", "params:evaluation", STRATEGY],
                 outputs=[*outputs, "recommendations"], name=f"evaluate_{method}")
 
 
@@ -77,6 +79,7 @@ def create_pipeline(methods: tuple[str, ...] | None = None, **kwargs) -> Pipelin
         ],
         namespace="evaluate",
         inputs={k: v for k, v in known.items() if k in _external_inputs(nodes)},
+        parameters={STRATEGY: STRATEGY},  # the graph stage's parameter, under its own name
     )
 
 
