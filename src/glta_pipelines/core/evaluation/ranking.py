@@ -48,19 +48,37 @@ def rank_top_k(
     k: int,
     chunk_size: int = 1024,
     users: np.ndarray | None = None,
+    tie_order: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-``k`` item indices and scores per user, never recommending the items in ``exclude``.
 
     ``exclude`` has columns user_idx, item_idx (typically the user's training items).
     Returns ``(indices, scores)``, each (len(users), k), best first. The excluded entries are
     overwritten in the score function's output in place (one ``chunk_size x n_items`` buffer
-    per chunk); an output that is a view of other data is copied first.
+    per chunk); an output that is a view of other data is copied first. Equal scores keep
+    ``torch.topk``'s own order (fixed, not random), or the order of the permutation ``tie_order``
+    (:func:`random_tie_order`).
     """
     users = np.arange(n_users) if users is None else np.asarray(users)
     k = min(k, n_items)
-    tops = [torch.topk(scores, k, dim=1) for scores in _masked_scores(score_fn, exclude, n_users, n_items, chunk_size,
+    tops = [_top_k(scores, k, tie_order) for scores in _masked_scores(score_fn, exclude, n_users, n_items, chunk_size,
                                                                      users)]
-    return torch.cat([top.indices for top in tops]), torch.cat([top.values for top in tops])
+    return torch.cat([top[0] for top in tops]), torch.cat([top[1] for top in tops])
+
+
+def random_tie_order(n_items: int, seed: int) -> torch.Tensor:
+    """A seeded random permutation of the items: where scores tie, the item earlier in it ranks first."""
+    return torch.randperm(n_items, generator=torch.Generator().manual_seed(seed))
+
+
+def _top_k(scores: torch.Tensor, k: int, tie_order: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(indices, values) of the ``k`` best scores per row; ties broken by ``tie_order`` when given."""
+    if tie_order is None:
+        top = torch.topk(scores, k, dim=1)
+        return top.indices, top.values
+    # a stable sort over the permuted columns: equal scores keep the permutation's order
+    values, positions = torch.sort(scores[:, tie_order], dim=1, descending=True, stable=True)
+    return tie_order[positions[:, :k]], values[:, :k]
 
 
 def rank_top_k_per_task(
@@ -72,6 +90,7 @@ def rank_top_k_per_task(
     k: int,
     chunk_size: int,
     users: np.ndarray,
+    tie_order: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """:func:`rank_top_k`'s indices for several tasks at once, each ranking only its ``candidates``
     (a boolean mask over items; None: every item). Each chunk of users is scored once for all tasks."""
@@ -80,7 +99,7 @@ def rank_top_k_per_task(
     for scores in _masked_scores(score_fn, exclude, n_users, n_items, chunk_size, users):
         for name, mask in candidates.items():
             ranked = scores if mask is None else scores.masked_fill(~mask, float("-inf"))
-            found[name].append(torch.topk(ranked, k, dim=1).indices)
+            found[name].append(_top_k(ranked, k, tie_order)[0])
     return {name: torch.cat(parts) for name, parts in found.items()}
 
 
@@ -138,6 +157,7 @@ def per_user_metrics(
     ks: Sequence[int] = (10, 20),
     chunk_size: int = 1024,
     tail_items: torch.Tensor | None = None,
+    tie_order: torch.Tensor | None = None,
 ) -> tuple[np.ndarray, dict[str, torch.Tensor]]:
     """(users with a truth item, ``<metric>_at_<k>`` -> one value per such user), as :func:`ranking_metrics`.
 
@@ -150,7 +170,7 @@ def per_user_metrics(
     users = np.flatnonzero(np.bincount(truth["user_idx"].to_numpy(), minlength=n_users))
     if len(users) == 0:
         raise InputError("evaluation split", "0 users with held-out items", "at least one user to evaluate")
-    top_idx, _ = rank_top_k(score_fn, exclude, n_users, n_items, max(ks), chunk_size, users)
+    top_idx, _ = rank_top_k(score_fn, exclude, n_users, n_items, max(ks), chunk_size, users, tie_order)
     hits, n_truth = _hits(top_idx, users, truth, n_users, n_items)
     metrics = hit_metrics(hits, n_truth, ks)
     if tail_items is not None:
@@ -181,6 +201,7 @@ def task_metrics(
     n_items: int,
     ks: Sequence[int] = (10, 20),
     chunk_size: int = 1024,
+    tie_order: torch.Tensor | None = None,
 ) -> dict[str, dict[str, float]]:
     """Mean metrics of several tasks on one split, scoring each user once: ``tasks`` maps a name to
     (its truth pairs, the items it ranks: a boolean mask, or None for all). A user counts in a task
@@ -192,7 +213,7 @@ def task_metrics(
     if len(everyone) == 0:
         return {name: {} for name in tasks}
     tops = rank_top_k_per_task(score_fn, exclude, {name: mask for name, (_, mask) in tasks.items()}, n_users, n_items,
-                               max(ks), chunk_size, everyone)
+                               max(ks), chunk_size, everyone, tie_order)
     out: dict[str, dict[str, float]] = {}
     for name, (truth, _) in tasks.items():
         users = users_of[name]
@@ -308,6 +329,7 @@ def evaluate_splits(
     chunk_size: int = 1024,
     test_score_fn: ScoreFn | None = None,
     cold_and_warm: bool = False,
+    tie_break_seed: int = 0,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The shared protocol: valid ranks with train masked; test ranks with train and valid masked.
 
@@ -317,22 +339,26 @@ def evaluate_splits(
     input differs by split (e.g. a prompt history that includes validation items); by default
     ``score_fn`` scores both. ``cold_and_warm`` (the new-item protocol) adds the splits
     ``valid_cold``/``test_cold`` and ``valid_warm``/``test_warm`` (:func:`item_tasks`) from the
-    same scores.
+    same scores, and breaks ties in a random order of the items (``tie_break_seed``): a method
+    that gives every cold item the same score (popularity: 0) then ranks them at random, not in
+    ``torch.topk``'s fixed order. Without it ties keep that order, as every earlier result has.
     """
     seen_for_test = pd.concat([train, valid], ignore_index=True)
+    order = random_tie_order(n_items, tie_break_seed) if cold_and_warm else None
     if cold_and_warm:
         tasks = {"": (valid, None), **{f"_{name}": task for name, task in item_tasks(train, valid, n_items).items()}}
-        found = task_metrics(score_fn, train, tasks, n_users, n_items, ks, chunk_size)
+        found = task_metrics(score_fn, train, tasks, n_users, n_items, ks, chunk_size, order)
         valid_tables = [metrics_table(method, f"valid{name}", values) for name, values in found.items()]
         test_tasks = {f"_{name}": task for name, task in item_tasks(train, test, n_items).items()}
-        found = task_metrics(test_score_fn or score_fn, seen_for_test, test_tasks, n_users, n_items, ks, chunk_size)
+        found = task_metrics(test_score_fn or score_fn, seen_for_test, test_tasks, n_users, n_items, ks, chunk_size,
+                             order)
         extra_tables = [metrics_table(method, f"test{name}", values) for name, values in found.items()]
     else:
         valid_tables = [metrics_table(method, "valid", ranking_metrics(score_fn, train, valid, n_users, n_items, ks,
                                                                        chunk_size))]
         extra_tables = []
     users, per_user = per_user_metrics(test_score_fn or score_fn, seen_for_test, test, n_users, n_items, ks, chunk_size,
-                                       long_tail_items(train, n_items))
+                                       long_tail_items(train, n_items), order)
     means = {name: float(v.mean()) for name, v in per_user.items() if name.rpartition("_at_")[0] in METRIC_NAMES}
     table = pd.concat([*valid_tables, metrics_table(method, "test", means), *extra_tables], ignore_index=True)
     return table, pd.DataFrame({"user_idx": users, **{name: v.numpy() for name, v in per_user.items()}})

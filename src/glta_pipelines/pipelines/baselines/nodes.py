@@ -51,10 +51,10 @@ def embed_item_texts(items: pd.DataFrame, item_map: pd.DataFrame, text_encoder: 
     """Every item's text embedding (``item_idx`` order), with the encoder named in the artifact."""
     config = config_from_params(TextEncoderConfig, text_encoder, "baselines.text_encoder")
     texts = item_texts(items, item_map)
-    llm_config = config_from_params(LLMConfig, llm, "llm") if config.name == "llm" else None
+    llm_config = config_from_params(LLMConfig, llm, "llm") if config.name != "minilm" else None
     embeddings = encode_texts(texts, config, llm_config)
     return TensorArtifact({"item": embeddings}, {"encoder": config.name, "max_tokens": config.max_tokens,
-                                                 "llm": llm.get("model") if config.name == "llm" else None,
+                                                 "llm": llm.get("model") if config.name != "minilm" else None,
                                                  "dim": int(embeddings.shape[1])})
 
 

@@ -98,7 +98,8 @@ def _evaluate(method, scorer, train, valid, test, user_map, item_map, evaluation
     """The one protocol for every method; the new-item split adds its cold and warm tasks."""
     table, per_user = evaluate_splits(method, scorer, train, valid, test, len(user_map), len(item_map),
                                       evaluation["ks"], evaluation["chunk_size"], test_scorer,
-                                      cold_and_warm=split_strategy == "cold-items")
+                                      cold_and_warm=split_strategy == "cold-items",
+                                      tie_break_seed=int(evaluation.get("tie_break_seed", 2025)))
     log.info("%s test: %s", method, ", ".join(
         f"{r.metric}@{r.k}={r.value:.4f}" for r in table[table["split"] == "test"].itertuples()))
     return table, per_user
