@@ -123,6 +123,31 @@ def test_tasks_of_one_dag_log_into_the_orchestrators_run(project, monkeypatch):
         run(project, pipeline="ingest")
 
 
+def test_cold_start_pipeline_places_cold_items_from_each_content_and_keeps_warm_items_as_lightgcn(project):
+    """`kedro run --pipelines=cold_start --params graph.split.strategy=cold-items` on MovieLens-100K:
+    every encoder once, every cold-start method evaluated on the three tasks; on warm items each is
+    LightGCN, and the fallbacks that give every cold item one score (popularity, EASE) rank them in
+    the same seeded random order."""
+    from glta_pipelines.core.models.registry import trained_by
+
+    run(project, {"graph": {"split": {"strategy": "cold-items"}}, "registry": {"log_model": False}},
+        pipeline="cold_start")
+    metrics = runs(project)[1][0].data.metrics
+    methods = trained_by("cold_start")
+    assert set(methods) == {"map_genres", "map_knowledge_graph", "map_minilm", "map_llm", "map_random_llm", "knn_minilm"}
+    for method in ("popularity", "lightgcn", "ease", *methods):
+        for split in ("test", "test_cold", "test_warm", "valid_cold"):
+            assert 0 <= metrics[f"{split}.{method}.ndcg_at_20"] <= 1, (split, method)
+    for method in methods:
+        assert metrics[f"test_warm.{method}.recall_at_20"] == metrics["test_warm.lightgcn.recall_at_20"], method
+    assert metrics["test_cold.popularity.ndcg_at_20"] == metrics["test_cold.ease.ndcg_at_20"]
+    assert "glta" not in {key.split(".")[1] for key in metrics if key.startswith("test.")}
+    data = project / "data"
+    for encoder in ("genres", "knowledge_graph", "minilm", "llm", "random_llm"):
+        assert list((data / "05_model_input" / f"item_content_{encoder}.safetensors").iterdir()), encoder
+    assert list((data / "06_models" / "map_minilm_embeddings.safetensors").iterdir())
+
+
 def test_cold_items_split_evaluates_each_method_on_cold_warm_and_all_items(project):
     """`--params graph.split.strategy=cold-items`: the graph never trains on a cold item, and every
     method gets the cold task (only cold items ranked), the warm task and the all-items task."""

@@ -9,6 +9,7 @@ from glta_pipelines.core.models.registry import method_names, trained_by
 from glta_pipelines.pipelines import (
     align_tokens,
     baselines,
+    cold_start,
     evaluate,
     gllm_finetune,
     graph,
@@ -36,7 +37,8 @@ PARTIAL = {
 
 def register_pipelines() -> dict[str, Pipeline]:
     """Each stage by name, ``full`` = all stages, ``__default__`` = ``full``, plus :data:`PARTIAL`
-    ``paper``: ``full`` with every baseline of the GLTA paper's comparison, and ``recommend``: batch
+    ``paper``: ``full`` with every baseline of the GLTA paper's comparison, ``cold_start``: the
+    cold-start methods beside popularity, LightGCN and EASE, and ``recommend``: batch
     recommendations from a registered model."""
     pipelines = {name: create() for name, create in STAGES.items()}
     partial = {name: sum((pipelines[s] for s in stages), Pipeline([])) for name, stages in PARTIAL.items()}
@@ -45,6 +47,11 @@ def register_pipelines() -> dict[str, Pipeline]:
     paper = {**STAGES, "baselines": lambda: baselines.create_pipeline(trained_by("baselines")),
              "evaluate": lambda: evaluate.create_pipeline(method_names())}
     pipelines["paper"] = sum((create() for create in paper.values()), Pipeline([]))
+    # items the graph never saw: the fast methods of full (GLTA's cold path is not built) and every
+    # cold-start method of the registry, for `--params graph.split.strategy=cold-items`
+    warm = tuple(m for m in method_names(default_only=True) if m != "glta")
+    pipelines["cold_start"] = sum((pipelines[s] for s in ("ingest", "graph", "pretrain_gnn", "baselines")), Pipeline([])) \
+        + cold_start.create_pipeline() + evaluate.create_pipeline(warm + trained_by("cold_start"))
     pipelines.update(partial)
     pipelines["recommend"] = recommend.create_pipeline()  # scoring with a registered model: not part of full
     pipelines["__default__"] = pipelines["full"]

@@ -21,6 +21,7 @@ from glta_pipelines.core.glta import AlignConfig, GLLMConfig
 from glta_pipelines.core.data.interactions import SplitConfig, check_holdout_fraction
 from glta_pipelines.core.models.lightgcn import LightGCNConfig
 from glta_pipelines.core.llm.backbone import LLMConfig
+from glta_pipelines.core.cold_start import KNNConfig, KnowledgeGraphConfig, MapperConfig, RandomLLMConfig
 from glta_pipelines.core.models.registry import METHODS, parameter_configs
 from glta_pipelines.core.llm.text_encoder import TextEncoderConfig
 from glta_pipelines.serving.registry import RecommendConfig, RegistryConfig
@@ -86,6 +87,9 @@ class Evaluation:
     chunk_size: int = 1024
     recommendations_k: int = 20
     comparison: Comparison = field(default_factory=Comparison)
+    # On the cold-items split equal scores rank in a random order of the items drawn with this
+    # seed (popularity gives every cold item 0); other splits keep torch.topk's order, as earlier results did.
+    tie_break_seed: int = 2025
 
     def validate(self) -> None:
         if not self.ks or not all(k > 0 for k in self.ks):
@@ -106,6 +110,8 @@ SCHEMA: dict[str, Any] = {
     "baselines": {"ease": parameter_configs()["ease"], "text_encoder": TextEncoderConfig, **parameter_configs()},
     "llm": LLMConfig,
     "data_parallel": DataParallelConfig,
+    "cold_start": {"knowledge_graph": KnowledgeGraphConfig, "mapper": MapperConfig, "knn": KNNConfig,
+                   "random_llm": RandomLLMConfig},
     "align_tokens": {"alignment": AlignConfig},
     "gllm_finetune": {"checkpoint_dir": str, "gllm": GLLMConfig},
     "evaluate": {"evaluation": Evaluation},

@@ -33,6 +33,12 @@ def test_the_registry_describes_every_method():
     assert registry.twins() == {"lightgcn_plus": "lightgcn", "hccf_plus": "hccf", "rlmrec_con": "lightgcn",
                                 "rlmrec_gen": "lightgcn"}
     assert list(registry.labels())[:3] == ["popularity", "lightgcn", "lightgcn_plus"]  # each twin after its method
+    # the cold-start methods: their own stage and pipeline, in neither full nor paper
+    cold = registry.trained_by("cold_start")
+    assert cold and all(METHODS[m].cold_start and METHODS[m].content in registry.CONTENT_ENCODERS
+                        and METHODS[m].mapper in registry.MAPPERS for m in cold)
+    assert not set(cold) & set(registry.method_names())
+    assert registry.method_names(cold_start=True) == registry.method_names() + cold
 
 
 def test_a_toy_method_reaches_the_pipelines_the_evaluator_and_the_seed_summary(toy):

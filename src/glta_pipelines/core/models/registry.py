@@ -13,6 +13,11 @@ How a method is scored (:attr:`Method.scoring`):
 - ``ease``: ``X_train @ B`` with EASE's item-item weights.
 - ``glta``: the GLLM layer on the LLM's hidden state at the prediction token.
 
+A cold-start method (stage ``cold_start``, pipeline ``cold_start``) is LightGCN with each item
+that training never saw placed from its content (:attr:`Method.content`, an encoder of
+``core/cold_start``) by a mapper (:attr:`Method.mapper`: ``mlp`` or ``knn``); it is scored as
+``embeddings``. These are not in ``full`` or ``paper``: on a warm split they are LightGCN.
+
 A BPR graph baseline (:attr:`Method.build` set) is trained by one generic node of the
 ``baselines`` stage on LightGCN's schedule (``training/bpr.py``); its config dataclass is
 :attr:`Method.config`, read from ``baselines.<params>``.
@@ -31,6 +36,10 @@ from glta_pipelines.core.models.rlmrec_con import RLMRecCon, RLMRecConConfig
 from glta_pipelines.core.models.rlmrec_gen import RLMRecGen, RLMRecGenConfig
 
 SCORINGS = ("popularity", "embeddings", "ease", "glta")
+# what a cold-start method reads about an item: genres and decade, knowledge-graph entities, or its
+# text through MiniLM, the LLM, or the LLM's architecture with random weights
+CONTENT_ENCODERS = ("genres", "knowledge_graph", "minilm", "llm", "random_llm")
+MAPPERS = ("mlp", "knn")
 
 # build(adjacency, n_users, n_items, schedule, config, text) -> a model with loss() and embeddings()
 Build = Callable[[Any, int, int, Any, Any, Any], Any]
@@ -57,6 +66,12 @@ class Method:
     build: Build | None = None  # a BPR graph baseline trained by the baselines stage
     config: type | None = None  # its typed parameters, ``baselines.<params>``
     params: str | None = None  # its parameter section under ``baselines`` (default: its name)
+    content: str | None = None  # a cold-start method's item content (an encoder of CONTENT_ENCODERS)
+    mapper: str | None = None  # how a cold-start method places a cold item from its content (MAPPERS)
+
+    @property
+    def cold_start(self) -> bool:
+        return self.content is not None
 
     @property
     def parameter_key(self) -> str:
@@ -81,6 +96,11 @@ def _baseline(name: str, label: str, build: Build, config: type | None = None, *
                   config=config, **kwargs)
 
 
+def _cold_start(name: str, label: str, content: str, mapper: str) -> Method:
+    return Method(name, label, "embeddings", stage="cold_start", embeddings=f"cold_start.{name}_embeddings",
+                  content=content, mapper=mapper)
+
+
 # In table order: the paper's comparison plus EASE.
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("popularity", "Popularity", "popularity", default=True),
@@ -92,17 +112,23 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     _baseline("rlmrec_con", "RLMRec-Con", _rlmrec(RLMRecCon), RLMRecConConfig, twin="lightgcn", text_aware=True),
     _baseline("rlmrec_gen", "RLMRec-Gen", _rlmrec(RLMRecGen), RLMRecGenConfig, twin="lightgcn", text_aware=True),
     Method("glta", "GLTA", "glta", default=True, stage="gllm_finetune"),
+    *(_cold_start(f"map_{content}", f"{label} mapper", content, "mlp") for content, label in (
+        ("genres", "Genres"), ("knowledge_graph", "KG"), ("minilm", "MiniLM"), ("llm", "LLM"),
+        ("random_llm", "Random-LLM"))),
+    _cold_start("knn_minilm", "Text-kNN", "minilm", "knn"),
 )}
 
 
-def method_names(default_only: bool = False) -> tuple[str, ...]:
-    """Every method's name in table order; with ``default_only`` those of ``full``."""
-    return tuple(m.name for m in METHODS.values() if m.default or not default_only)
+def method_names(default_only: bool = False, cold_start: bool = False) -> tuple[str, ...]:
+    """The names of the paper's comparison plus EASE in table order (with ``default_only`` those of
+    ``full``), and with ``cold_start`` the cold-start methods after them."""
+    return tuple(m.name for m in METHODS.values()
+                 if (m.default or not default_only) and not m.cold_start or cold_start and m.cold_start)
 
 
 def trained_by(stage: str, default_only: bool = False) -> tuple[str, ...]:
     """The methods a stage trains, in table order; with ``default_only`` those of ``full``."""
-    return tuple(m for m in method_names(default_only) if METHODS[m].stage == stage)
+    return tuple(m for m in method_names(default_only, cold_start=True) if METHODS[m].stage == stage)
 
 
 def labels() -> dict[str, str]:
