@@ -141,7 +141,7 @@ def _seeds(pipeline: str, seeds: str, vary_split: bool, reference: str, env: str
     evaluated = [n.name.rpartition(".evaluate_")[2] for n in pipelines[pipeline].nodes if ".evaluate_" in n.name]
     if not evaluated:
         raise InputError("option --pipeline", repr(pipeline), "a pipeline that includes the evaluate stage (full, paper, ...)")
-    if reference not in evaluated:
+    if reference not in evaluated and not from_run:  # a summary again: its runs say which methods there are
         raise InputError("option --reference", repr(reference), f"one of the methods {pipeline} evaluates {evaluated}")
     with KedroSession.create(project_path=project_path, env=env, runtime_params=params) as session:
         context = session.load_context()

@@ -6,7 +6,8 @@ nested in MLflow under the parent run this command opens
 ``graph`` and ``evaluate``, from the parameter contract) take each seed in turn; the split stays
 fixed unless ``--vary-split``. When every seed has finished, the parent run gets the summary
 (``core/evaluation/seed_summary.py``): ``seeds/summary.md`` (the paper's layout), ``seeds/summary.csv``
-(every method and metric: mean, sd, 95% interval, paired difference from the reference),
+(every method and metric: mean, sd, 95% interval, paired difference from the reference; on the
+cold-items split also for the cold and warm tasks, with their own tables in ``summary.md``),
 ``seeds/per_seed.csv``, each seed's log, and the summary as metrics
 (``<method>.<metric>.mean`` / ``.sd`` / ``.diff_mean``). The Markdown table is printed.
 
@@ -180,6 +181,13 @@ def _run_one(project_path: Path, pipeline: str, seed: int, vary_split: bool, par
     return dict(runs[0].data.metrics)
 
 
+# The new-item protocol's tasks (split cold-items), each summarised after the all-items table,
+# with the paired difference in the metric the cold-start comparison is decided on.
+TASKS = {"test_cold": "Cold items (only the items training never saw are ranked)",
+         "test_warm": "Warm items (only the items training saw are ranked)"}
+TASK_DIFFERENCE_METRIC = "ndcg_at_20"
+
+
 def _summarize(mlflow_client, parent: str, metrics: dict[int, dict[str, float]], reference: str) -> str:
     """The summary of the seeds' metrics, logged to the parent; returns its Markdown."""
     long = metrics_long(metrics)
@@ -188,7 +196,18 @@ def _summarize(mlflow_client, parent: str, metrics: dict[int, dict[str, float]],
     twins = twin_table(long)
     if twins:
         table += "\n\nThe value of the item text, paired per seed:\n\n" + twins
-    _log_summary(mlflow_client, parent, long, summary, table)
+    summaries, longs = [summary.assign(split="test")], [long.assign(split="test")]
+    for split, title in TASKS.items():
+        task = metrics_long(metrics, split)
+        if task.empty or reference not in set(task["method"]):
+            continue
+        task_summary = summarize(task, reference)
+        table += f"\n\n{title}:\n\n" + markdown_table(task_summary, reference=reference,
+                                                        difference_metric=TASK_DIFFERENCE_METRIC)
+        summaries.append(task_summary.assign(split=split))
+        longs.append(task.assign(split=split))
+    _log_summary(mlflow_client, parent, pd.concat(longs, ignore_index=True), pd.concat(summaries, ignore_index=True),
+                 table)
     return table
 
 
@@ -212,7 +231,8 @@ def _log_per_seed(mlflow_client, parent: str, long: pd.DataFrame) -> None:
     if long.empty:
         return
     with tempfile.TemporaryDirectory() as tmp:
-        long.pivot_table(index=["method", "metric"], columns="seed", values="value").to_csv(Path(tmp) / "per_seed.csv")
+        index = ["split", "method", "metric"] if "split" in long.columns else ["method", "metric"]
+        long.pivot_table(index=index, columns="seed", values="value").to_csv(Path(tmp) / "per_seed.csv")
         mlflow_client.log_artifact(parent, str(Path(tmp) / "per_seed.csv"), artifact_path="seeds")
 
 
@@ -224,7 +244,8 @@ def _log_summary(mlflow_client, parent: str, long: pd.DataFrame, summary: pd.Dat
         for name in ("summary.csv", "summary.md"):
             mlflow_client.log_artifact(parent, str(Path(tmp) / name), artifact_path="seeds")
     for row in summary.itertuples():
+        prefix = "" if getattr(row, "split", "test") == "test" else f"{row.split}."  # all items: as before
         for stat in ("mean", "sd", "diff_mean"):
             value = getattr(row, stat, float("nan"))
             if pd.notna(value):
-                mlflow_client.log_metric(parent, f"{row.method}.{row.metric}.{stat}", float(value))
+                mlflow_client.log_metric(parent, f"{prefix}{row.method}.{row.metric}.{stat}", float(value))
