@@ -45,6 +45,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_baselines.py
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/bench_llm.py
+	$(BIN)/python benchmarks/bench_cold_start.py
 
 # per-node wall times of one `full` run, next to the CPU's matmul rate (about 10 minutes)
 bench-pipeline: install
