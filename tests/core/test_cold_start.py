@@ -89,6 +89,16 @@ def test_the_mapper_keeps_warm_items_and_places_cold_items_near_their_true_embed
     assert torch.allclose(flat[~warm][0], flat[~warm][1]) and torch.equal(flat[warm], embeddings[warm])
 
 
+def test_a_feature_no_warm_item_has_cannot_blow_up_the_cold_items_that_have_it():
+    content, embeddings, warm = _linear_items()
+    only_cold = torch.zeros(len(content), 1)
+    only_cold[~warm] = 1.0  # e.g. an actor of cold films only
+    placed, _ = fit_mapper(torch.cat([content, only_cold], 1), embeddings, warm, MapperConfig(max_epochs=300, seed=1))
+    assert placed[~warm].norm(dim=1).max() < 3 * embeddings.norm(dim=1).max()
+    cosine = torch.nn.functional.cosine_similarity(placed[~warm], embeddings[~warm]).mean()
+    assert cosine > 0.9, cosine
+
+
 def test_knn_places_a_cold_item_at_its_nearest_warm_neighbours():
     content = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [0.95, 0.05]])
     embeddings = torch.arange(10, dtype=torch.float32).reshape(5, 2)

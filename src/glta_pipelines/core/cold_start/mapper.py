@@ -73,9 +73,11 @@ class KNNConfig:
 
 
 def _standardise(content: torch.Tensor, warm: torch.Tensor) -> torch.Tensor:
-    mean = content[warm].mean(0)
-    std = content[warm].std(0).clamp(min=1e-6)
-    return (content - mean) / std
+    """Each feature centred and scaled on the warm items; a feature constant on them is zeroed (nothing
+    can be learned from it, and dividing by its zero spread would blow up the cold items that have it)."""
+    mean, std = content[warm].mean(0), content[warm].std(0)
+    varies = std > 1e-6
+    return torch.where(varies, (content - mean) / torch.where(varies, std, torch.ones_like(std)), torch.zeros_like(content))
 
 
 def _check(content: torch.Tensor, item_embeddings: torch.Tensor, warm: torch.Tensor, what: str) -> None:
