@@ -18,6 +18,8 @@ from glta_pipelines.pipelines import (
     recommend,
 )
 
+# Text-aware baselines that the cold_start pipeline trains beside the cold-start methods.
+COLD_START_BASELINES = ("lightgcn_plus",)
 # In run order.
 STAGES = {
     "ingest": ingest.create_pipeline,
@@ -47,11 +49,13 @@ def register_pipelines() -> dict[str, Pipeline]:
     paper = {**STAGES, "baselines": lambda: baselines.create_pipeline(trained_by("baselines")),
              "evaluate": lambda: evaluate.create_pipeline(method_names())}
     pipelines["paper"] = sum((create() for create in paper.values()), Pipeline([]))
-    # items the graph never saw: the fast methods of full (GLTA's cold path is not built) and every
-    # cold-start method of the registry, for `--params graph.split.strategy=cold-items`
-    warm = tuple(m for m in method_names(default_only=True) if m != "glta")
-    pipelines["cold_start"] = sum((pipelines[s] for s in ("ingest", "graph", "pretrain_gnn", "baselines")), Pipeline([])) \
-        + cold_start.create_pipeline() + evaluate.create_pipeline(warm + trained_by("cold_start"))
+    # items the graph never saw, for `--params graph.split.strategy=cold-items`: the fast methods of
+    # full (GLTA's cold path is not built), LightGCN+ (a cold item's layer 0 is its untrained ID
+    # plus its text branch) and every cold-start method of the registry
+    graph_methods = (*(m for m in method_names(default_only=True) if m != "glta"), *COLD_START_BASELINES)
+    pipelines["cold_start"] = sum((pipelines[s] for s in ("ingest", "graph", "pretrain_gnn")), Pipeline([])) \
+        + baselines.create_pipeline(trained_by("baselines", default_only=True) + COLD_START_BASELINES) \
+        + cold_start.create_pipeline() + evaluate.create_pipeline(graph_methods + trained_by("cold_start"))
     pipelines.update(partial)
     pipelines["recommend"] = recommend.create_pipeline()  # scoring with a registered model: not part of full
     pipelines["__default__"] = pipelines["full"]
