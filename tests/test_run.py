@@ -135,7 +135,7 @@ def test_cold_start_pipeline_places_cold_items_from_each_content_and_keeps_warm_
     metrics = runs(project)[1][0].data.metrics
     methods = trained_by("cold_start")
     assert set(methods) == {"map_genres", "map_knowledge_graph", "map_minilm", "map_llm", "map_random_llm", "knn_minilm"}
-    for method in ("popularity", "lightgcn", "ease", *methods):
+    for method in ("popularity", "lightgcn", "ease", "lightgcn_plus", *methods):
         for split in ("test", "test_cold", "test_warm", "valid_cold"):
             assert 0 <= metrics[f"{split}.{method}.ndcg_at_20"] <= 1, (split, method)
     for method in methods:
@@ -146,6 +146,32 @@ def test_cold_start_pipeline_places_cold_items_from_each_content_and_keeps_warm_
     for encoder in ("genres", "knowledge_graph", "minilm", "llm", "random_llm"):
         assert list((data / "05_model_input" / f"item_content_{encoder}.safetensors").iterdir()), encoder
     assert list((data / "06_models" / "map_minilm_embeddings.safetensors").iterdir())
+
+
+def test_cold_users_split_folds_new_users_in_from_their_history_for_each_method(project):
+    """`--params graph.split.strategy=cold-users`: the graph never trains on a cold user; each method
+    scores one from its first interactions (popularity, EASE's row, LightGCN's and GLTA's fold-in,
+    GLTA's prompt), on the cold users, the warm users and everyone."""
+    run(project, {"dataset": {"name": "movielens-1m", "path": str(FIXTURES / "movielens-1m")},
+                  "graph": {"split": {"strategy": "cold-users", "cold_fraction": 0.3, "cold_history": 2}},
+                  "registry": {"log_model": False}})
+    metrics = runs(project)[1][0].data.metrics
+    assert metrics["graph.n_valid_cold_users"] >= 1 and metrics["graph.n_test_cold_users"] >= 1
+    assert metrics["graph.n_cold_history"] == 2 * (metrics["graph.n_valid_cold_users"] + metrics["graph.n_test_cold_users"])
+    for method in ("popularity", "lightgcn", "ease", "glta"):
+        for split in ("valid", "test", "valid_cold", "test_cold", "valid_warm", "test_warm"):
+            assert 0 <= metrics[f"{split}.{method}.ndcg_at_20"] <= 1, (split, method)
+    # a new user's history is never recommended back to it
+    import pandas as pd
+
+    def latest(path: str) -> pd.DataFrame:
+        return pd.read_parquet(sorted((project / "data" / path).glob("*/*.parquet"))[-1])
+
+    history = latest("05_model_input/cold_history.parquet")
+    recommended = latest("07_model_output/recommendations.parquet")
+    assert set(history["user_idx"]) <= set(recommended["user_idx"])
+    ranked = recommended[recommended["score"] > float("-inf")]  # a tiny catalogue pads lists with masked items
+    assert ranked.merge(history, on=["user_idx", "item_idx"]).empty and len(ranked)
 
 
 def test_cold_items_split_evaluates_each_method_on_cold_warm_and_all_items(project):

@@ -66,7 +66,7 @@ def test_mixed_generations_are_refused_naming_the_inputs(project_after_full, mon
 
     # 2. --load-versions: a mix is refused, one generation is accepted
     second = versions(project, "data/05_model_input/train.parquet")[-1]
-    split = {f"graph.{name}": first for name in ("train", "valid", "test", "user_map", "item_map")}
+    split = {f"graph.{name}": first for name in ("train", "valid", "test", "user_map", "item_map", "cold_history")}
     with pytest.raises(LineageError, match=r"pretrain_gnn\.embeddings.*graph"):
         run(project, pipeline="evaluate", load_versions={"graph.train": second, **{k: v for k, v in split.items()
                                                                                    if k != "graph.train"}},

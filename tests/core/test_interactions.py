@@ -128,8 +128,41 @@ def test_cold_items_split_keeps_every_interaction_of_a_cold_item_out_of_training
     assert set(splits["train"]["user_idx"]) == set(user_map["user_idx"])
 
 
+def test_cold_users_split_holds_out_whole_users_and_shows_their_first_interactions_as_history(interactions):
+    from glta_pipelines.core.data.interactions import HISTORY
+
+    encoded, user_map, _ = _encoded(interactions)  # 60 users, 20 % cold: 12, 6 per held-out split
+    config = SplitConfig(strategy="cold-users", seed=7, cold_fraction=0.2, cold_history=3)
+    splits = split_per_user(encoded, config)
+    history = splits[HISTORY]
+    cold = set(history["user_idx"])
+    assert len(cold) == 12 and not cold & set(splits["train"]["user_idx"])
+    assert sum(len(df) for df in splits.values()) == len(encoded)
+    assert (history.groupby("user_idx").size() == 3).all()
+    for user in cold:  # the history is the user's earliest interactions, the rest its targets in one split
+        own = encoded[encoded["user_idx"] == user].sort_values("timestamp", kind="stable")
+        assert history[history["user_idx"] == user]["timestamp"].max() <= own["timestamp"].iloc[3:].min()
+        in_valid = (splits["valid"]["user_idx"] == user).sum()
+        in_test = (splits["test"]["user_idx"] == user).sum()
+        assert sorted([in_valid, in_test]) == [0, len(own) - 3]
+    cold_valid = cold & set(splits["valid"]["user_idx"])
+    assert len(cold_valid) == 6 and len(cold & set(splits["test"]["user_idx"])) == 6
+    # the warm users are split as `random` splits them
+    as_random = split_per_user(encoded[~encoded["user_idx"].isin(cold)], SplitConfig(seed=7))
+    pd.testing.assert_frame_equal(splits["train"], as_random["train"])
+    pd.testing.assert_frame_equal(splits["test"][~splits["test"]["user_idx"].isin(cold)].reset_index(drop=True),
+                                  as_random["test"])
+    for name in splits:
+        pd.testing.assert_frame_equal(splits[name], split_per_user(encoded, config)[name])
+    assert HISTORY not in split_per_user(encoded, SplitConfig(seed=7))
+    with pytest.raises(InputError, match=r"graph\.split\.cold_history: found 0; expected a positive number"):
+        split_per_user(encoded, SplitConfig(strategy="cold-users", cold_history=0))
+    with pytest.raises(InputError, match=r"graph\.split\.cold_fraction: found 0\.999, which makes 60 of 60 users cold \(60 have"):
+        split_per_user(encoded, SplitConfig(strategy="cold-users", cold_fraction=0.999))
+
+
 @pytest.mark.parametrize("fraction, message", [
-    (0, r"graph\.split\.cold_fraction: found 0\.0; expected a fraction of the items in \(0, 1\)"),
+    (0, r"graph\.split\.cold_fraction: found 0\.0; expected a fraction of the items \(cold-items\) or users"),
     (1.5, r"graph\.split\.cold_fraction: found 1\.5"),
     (0.01, r"graph\.split\.cold_fraction: found 0\.01, which makes 0 of 40 items cold"),
 ])

@@ -78,3 +78,19 @@ def test_empty_training_split_is_an_error():
     empty = pd.DataFrame({"user_idx": pd.Series([], dtype="int64"), "item_idx": pd.Series([], dtype="int64")})
     with pytest.raises(InputError, match="train split"):
         train_lightgcn(empty, empty, 1, 1, LightGCNConfig(), show_progress=False)
+
+
+def test_new_users_are_folded_in_from_their_history_and_known_users_keep_their_vectors():
+    from glta_pipelines.core.models.lightgcn import fold_in_map, fold_in_users, user_item_lists
+
+    generator = torch.Generator().manual_seed(0)
+    items = torch.randn(12, 4, generator=generator)
+    users = torch.randn(6, 4, generator=generator)
+    train = pd.DataFrame({"user_idx": [0, 0, 1, 1, 2, 3], "item_idx": [0, 1, 2, 3, 4, 5]})
+    history = pd.DataFrame({"user_idx": [4, 4, 5], "item_idx": [6, 7, 8]})
+    folded = fold_in_users(users, items, train, history)
+    assert torch.equal(folded[:4], users[:4])
+    mapping = fold_in_map(items, users, user_item_lists(train, 6))
+    torch.testing.assert_close(folded[4], (items[[6, 7]].double().mean(0) @ mapping).float())
+    torch.testing.assert_close(folded[5], (items[8].double() @ mapping).float())
+    assert fold_in_users(users, items, train, history.iloc[:0]) is users

@@ -216,3 +216,27 @@ def test_ties_rank_in_the_seeded_random_order_on_the_cold_items_split_and_in_top
     cold_order = [i for i in random_tie_order(n_items, 7).tolist() if i < 5 or i >= 20]
     expected = (len({0, 1, 2, 3, 4} & set(cold_order[:5])) / 5 + len(set(range(20, 50)) & set(cold_order[:5])) / 30) / 2
     assert other[(other["split"] == "valid_cold") & (other["metric"] == "recall")]["value"].item() == pytest.approx(expected)
+
+
+def test_new_users_history_is_masked_and_their_tasks_split_by_user():
+    rng = np.random.default_rng(3)
+    n_users, n_items = 6, 15
+    scores = rng.random((n_users, n_items)).astype(np.float32)
+    train = _pairs([(u, i) for u in range(4) for i in rng.choice(15, 4, replace=False)])  # users 4, 5: new
+    history = _pairs([(4, 0), (4, 1), (5, 2)])
+    valid = _pairs([(0, 14), (1, 13), (4, 3), (4, 0)])  # (4, 0) is in the history: masked, never a hit
+    valid = valid.merge(train, how="left", indicator=True).query("_merge == 'left_only'").drop(columns="_merge")
+    test = _pairs([(2, 12), (5, 4), (5, 5)])
+    test = test.merge(pd.concat([train, valid]), how="left", indicator=True).query("_merge == 'left_only'").drop(
+        columns="_merge")
+    table, _ = evaluate_splits("m", _fixed(scores), train, valid, test, n_users, n_items, ks=[3], history=history)
+    assert set(table["split"]) == {"valid", "test", "valid_cold", "valid_warm", "test_cold", "test_warm"}
+    seen_valid, seen_test = pd.concat([train, history]), pd.concat([train, valid, history])
+    for split, truth, seen in (("valid", valid, seen_valid), ("test", test, seen_test)):
+        for task, own in (("cold", truth[truth["user_idx"] >= 4]), ("warm", truth[truth["user_idx"] < 4])):
+            expected = ranking_metrics(_fixed(scores), seen, own, n_users, n_items, ks=[3])
+            rows = table[table["split"] == f"{split}_{task}"]
+            assert {f"{r.metric}_at_{r.k}": r.value for r in rows.itertuples()} == pytest.approx(expected), (split, task)
+        rows = table[table["split"] == split]
+        expected = ranking_metrics(_fixed(scores), seen, truth, n_users, n_items, ks=[3])
+        assert {f"{r.metric}_at_{r.k}": r.value for r in rows.itertuples()} == pytest.approx(expected), split

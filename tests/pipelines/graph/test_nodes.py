@@ -7,7 +7,7 @@ from glta_pipelines.pipelines.graph.nodes import build_id_maps, compute_statisti
 def test_graph_nodes_produce_a_consistent_graph(interactions):
     implicit, _ = filter_interactions(interactions, None, 0)
     user_map, item_map = build_id_maps(implicit)
-    train, valid, test = split_interactions(implicit, user_map, item_map, {"ratios": [0.8, 0.1, 0.1], "seed": 3})
+    train, valid, test, _ = split_interactions(implicit, user_map, item_map, {"ratios": [0.8, 0.1, 0.1], "seed": 3})
     stats = compute_statistics(train, valid, test, user_map, item_map)
     assert stats["n_interactions"] == len(implicit) == len(train) + len(valid) + len(test)
     assert stats["density"] == pytest.approx(len(implicit) / (stats["n_users"] * stats["n_items"]))

@@ -10,6 +10,7 @@ import pandas as pd
 from glta_pipelines.core.errors import InputError
 
 SPLIT_NAMES = ("train", "valid", "test")
+HISTORY = "history"  # the new-user split's fourth table: each cold user's first interactions
 
 
 def to_implicit(interactions: pd.DataFrame, min_rating: float | None) -> pd.DataFrame:
@@ -77,10 +78,13 @@ class SplitConfig:
     min_interactions: int = 3
     # which interactions fall in valid and test
     seed: int = 2025
-    # cold-items: the share of the catalogue held out of training with all its interactions
+    # cold-items: the share of the catalogue held out of training with all its interactions;
+    # cold-users: the share of the users
     cold_fraction: float = 0.2
+    # cold-users: each cold user's earliest interactions given as its history when it is scored
+    cold_history: int = 3
 
-    STRATEGIES = ("random", "leave-last-out", "cold-items")
+    STRATEGIES = ("random", "leave-last-out", "cold-items", "cold-users")
 
     def validate(self) -> None:
         """Raise :class:`InputError` for a split that cannot be made."""
@@ -89,13 +93,16 @@ class SplitConfig:
                              "one of " + ", ".join(repr(s) for s in self.STRATEGIES))
         if not isinstance(self.cold_fraction, (int, float)) or not 0 < self.cold_fraction < 1:
             raise InputError("parameter graph.split.cold_fraction", repr(self.cold_fraction),
-                             "a fraction of the items in (0, 1)")
+                             "a fraction of the items (cold-items) or users (cold-users) in (0, 1)")
         if len(self.ratios) != 3 or any(r < 0 for r in self.ratios) or not np.isclose(sum(self.ratios), 1.0):
             raise InputError(
                 "parameter graph.split.ratios",
                 f"{list(self.ratios)} (sum {sum(self.ratios):.4g})",
                 "three non-negative ratios [train, valid, test] that sum to 1",
             )
+        if not isinstance(self.cold_history, int) or self.cold_history < 1:
+            raise InputError("parameter graph.split.cold_history", repr(self.cold_history),
+                             "a positive number of interactions shown as a new user's history")
         if self.min_interactions < 3:
             raise InputError(
                 "parameter graph.split.min_interactions",
@@ -110,11 +117,14 @@ def split_per_user(encoded: pd.DataFrame, config: SplitConfig) -> dict[str, pd.D
     ``random``: shuffle each user's interactions and cut by ``ratios`` (valid and test get at
     least one each). ``leave-last-out``: the latest interaction is test, the one before valid.
     Users with fewer than ``min_interactions`` go wholly to train. ``cold-items``: see
-    :func:`split_cold_items`.
+    :func:`split_cold_items`; ``cold-users``: see :func:`split_cold_users` (the only strategy
+    with a fourth table, ``history``).
     """
     config.validate()
     if config.strategy == "cold-items":
         return split_cold_items(encoded, config)
+    if config.strategy == "cold-users":
+        return split_cold_users(encoded, config)
     rng = np.random.default_rng(config.seed)
     frame = encoded.assign(_key=rng.random(len(encoded)))
     if config.strategy == "random":
@@ -167,6 +177,42 @@ def split_cold_items(encoded: pd.DataFrame, config: SplitConfig) -> dict[str, pd
                        .reset_index(drop=True),
             "test": pd.concat([warm["test"], encoded[np.isin(item, cold_test)]]).sort_values(order, kind="stable")
                       .reset_index(drop=True)}
+
+
+def split_cold_users(encoded: pd.DataFrame, config: SplitConfig) -> dict[str, pd.DataFrame]:
+    """The new-user protocol: a seeded ``cold_fraction`` of the users (those with more than
+    ``cold_history`` interactions) leaves training with all its interactions. Each cold user's
+    earliest ``cold_history`` interactions (by time; ties by a seeded key) are its ``history``,
+    given to a method when it scores the user; the rest are its targets, in validation for half
+    of the cold users and in test for the other half. The warm users are split as ``random`` does.
+    """
+    sizes = encoded.groupby("user_idx").size()
+    eligible = np.sort(sizes.index[sizes > config.cold_history].to_numpy())
+    n_cold = int(round(config.cold_fraction * len(sizes)))
+    if n_cold < 2 or n_cold > len(eligible) or n_cold > len(sizes) - 1:
+        raise InputError("parameter graph.split.cold_fraction",
+                         f"{config.cold_fraction}, which makes {n_cold} of {len(sizes)} users cold "
+                         f"({len(eligible)} have more than graph.split.cold_history={config.cold_history} interactions)",
+                         "a fraction that leaves at least 2 cold users with targets beyond their history, and 1 warm user")
+    rng = np.random.default_rng([config.seed, 2])  # its own stream: the warm split draws from the seed as `random` does
+    drawn = rng.permutation(eligible)[:n_cold]
+    cold_valid = np.sort(drawn[: (n_cold + 1) // 2])
+    user = encoded["user_idx"].to_numpy()
+    warm = split_per_user(encoded[~np.isin(user, drawn)], SplitConfig("random", config.ratios, config.min_interactions,
+                                                                      config.seed))
+    cold = encoded[np.isin(user, drawn)]
+    cold = cold.assign(_key=rng.random(len(cold))).sort_values(["user_idx", "timestamp", "_key"], kind="stable")
+    first = (cold.groupby("user_idx").cumcount() < config.cold_history).to_numpy()
+    cold = cold.drop(columns="_key")
+    targets, history = cold[~first], cold[first]
+    in_valid = np.isin(targets["user_idx"].to_numpy(), cold_valid)
+    order = ["user_idx", "timestamp"]
+
+    def joined(*frames: pd.DataFrame) -> pd.DataFrame:
+        return pd.concat(frames).sort_values(order, kind="stable").reset_index(drop=True)
+
+    return {"train": warm["train"], "valid": joined(warm["valid"], targets[in_valid]),
+            "test": joined(warm["test"], targets[~in_valid]), HISTORY: history.reset_index(drop=True)}
 
 
 def cold_items(train: pd.DataFrame, held_out: pd.DataFrame) -> np.ndarray:

@@ -239,6 +239,13 @@ def item_tasks(train: pd.DataFrame, held_out: pd.DataFrame, n_items: int,
     return {"cold": (held_out[on_cold], cold), "warm": (held_out[~on_cold], warm)}
 
 
+def user_tasks(history: pd.DataFrame, held_out: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, None]]:
+    """The new-user protocol's two extra tasks on a held-out split: ``cold`` the targets of the users
+    with a ``history`` (those training never saw), ``warm`` the other users'; every item is ranked."""
+    cold = held_out["user_idx"].isin(history["user_idx"].unique()).to_numpy()
+    return {"cold": (held_out[cold], None), "warm": (held_out[~cold], None)}
+
+
 _BOOTSTRAP_BLOCK_ELEMENTS = 1 << 22  # resampled user indices held at once (32 MiB)
 
 
@@ -330,6 +337,7 @@ def evaluate_splits(
     test_score_fn: ScoreFn | None = None,
     cold_and_warm: bool = False,
     tie_break_seed: int = 0,
+    history: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The shared protocol: valid ranks with train masked; test ranks with train and valid masked.
 
@@ -342,14 +350,23 @@ def evaluate_splits(
     same scores, and breaks ties in a random order of the items (``tie_break_seed``): a method
     that gives every cold item the same score (popularity: 0) then ranks them at random, not in
     ``torch.topk``'s fixed order. Without it ties keep that order, as every earlier result has.
+
+    ``history`` (the new-user protocol: each cold user's first interactions, which the score
+    function has folded in) is masked like training, and the extra splits are then by user:
+    ``*_cold`` the cold users' targets, ``*_warm`` the other users', every item a candidate.
     """
-    seen_for_test = pd.concat([train, valid], ignore_index=True)
+    new_users = history is not None and not history.empty
+    seen_for_valid = pd.concat([train, history], ignore_index=True) if new_users else train
+    seen_for_test = pd.concat([train, valid, *([history] if new_users else [])], ignore_index=True)
     order = random_tie_order(n_items, tie_break_seed) if cold_and_warm else None
-    if cold_and_warm:
-        tasks = {"": (valid, None), **{f"_{name}": task for name, task in item_tasks(train, valid, n_items).items()}}
-        found = task_metrics(score_fn, train, tasks, n_users, n_items, ks, chunk_size, order)
+    if cold_and_warm or new_users:
+        def extra(held_out: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, torch.Tensor | None]]:
+            return user_tasks(history, held_out) if new_users else item_tasks(train, held_out, n_items)
+
+        tasks = {"": (valid, None), **{f"_{name}": task for name, task in extra(valid).items()}}
+        found = task_metrics(score_fn, seen_for_valid, tasks, n_users, n_items, ks, chunk_size, order)
         valid_tables = [metrics_table(method, f"valid{name}", values) for name, values in found.items()]
-        test_tasks = {f"_{name}": task for name, task in item_tasks(train, test, n_items).items()}
+        test_tasks = {f"_{name}": task for name, task in extra(test).items()}
         found = task_metrics(test_score_fn or score_fn, seen_for_test, test_tasks, n_users, n_items, ks, chunk_size,
                              order)
         extra_tables = [metrics_table(method, f"test{name}", values) for name, values in found.items()]

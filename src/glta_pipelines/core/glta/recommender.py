@@ -40,6 +40,7 @@ import torch
 from glta_pipelines.core.errors import InputError
 from glta_pipelines.core.glta.examples import user_histories
 from glta_pipelines.core.glta.model import GLLM, Base
+from glta_pipelines.core.models.lightgcn import fold_in_map  # noqa: F401  (the fold-in's one home; re-exported)
 
 DEFAULT_K = 10
 FIELDS = ("user_id", "history", "k", "exclude")
@@ -96,22 +97,6 @@ def _as_list(value: Any, row: int, name: str) -> list | None:
     if isinstance(value, (list, tuple)):
         return list(value)
     raise RequestError(row, name, f"{type(value).__name__} {value!r}"[:200], "a list of item ids, e.g. [50, 172, 181]")
-
-
-def fold_in_map(item_embeddings: torch.Tensor, user_embeddings: torch.Tensor, histories: Sequence[np.ndarray],
-                ridge: float = 1e-3) -> torch.Tensor:
-    """(d, d) ridge map from a user's mean history-item embedding to its trained embedding.
-
-    Fitted on the users with a history; ``ridge`` is relative to the mean squared feature.
-    """
-    users = [u for u, h in enumerate(histories) if len(h)]
-    if not users:
-        return torch.eye(item_embeddings.shape[1], dtype=torch.float64)
-    features = torch.stack([item_embeddings[torch.from_numpy(histories[u])].double().mean(0) for u in users])
-    targets = user_embeddings[users].double()
-    gram = features.T @ features
-    penalty = ridge * gram.diagonal().mean() * torch.eye(gram.shape[0], dtype=gram.dtype)
-    return torch.linalg.solve(gram + penalty, features.T @ targets)
 
 
 class Recommender:

@@ -16,7 +16,7 @@ import copy
 import re
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -284,3 +284,45 @@ def evaluate_embeddings(
 def dot_product_scorer(user_emb: torch.Tensor, item_emb: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
     """Score function ``users -> user_emb[users] @ item_emb.T`` for the ranking evaluator."""
     return lambda users: user_emb[users] @ item_emb.T
+
+
+def fold_in_map(item_embeddings: torch.Tensor, user_embeddings: torch.Tensor, histories: Sequence[np.ndarray],
+                ridge: float = 1e-3) -> torch.Tensor:
+    """(d, d) ridge map from a user's mean history-item embedding to its trained embedding.
+
+    Fitted on the users with a history; ``ridge`` is relative to the mean squared feature.
+    """
+    users = [u for u, h in enumerate(histories) if len(h)]
+    if not users:
+        return torch.eye(item_embeddings.shape[1], dtype=torch.float64)
+    features = torch.stack([item_embeddings[torch.from_numpy(histories[u])].double().mean(0) for u in users])
+    targets = user_embeddings[users].double()
+    gram = features.T @ features
+    penalty = ridge * gram.diagonal().mean() * torch.eye(gram.shape[0], dtype=gram.dtype)
+    return torch.linalg.solve(gram + penalty, features.T @ targets)
+
+
+def user_item_lists(interactions: pd.DataFrame, n_users: int) -> list[np.ndarray]:
+    """Each user's items (oldest first when there are timestamps); an empty array for a user without any."""
+    order = ["user_idx", "timestamp"] if "timestamp" in interactions.columns else ["user_idx"]
+    frame = interactions.sort_values(order, kind="stable")
+    out = [np.zeros(0, dtype=np.int64) for _ in range(n_users)]
+    for user, items in frame.groupby("user_idx")["item_idx"]:
+        out[int(user)] = items.to_numpy(dtype=np.int64)
+    return out
+
+
+def fold_in_users(user_embeddings: torch.Tensor, item_embeddings: torch.Tensor, train: pd.DataFrame,
+                  new_histories: pd.DataFrame) -> torch.Tensor:
+    """``user_embeddings`` with each user of ``new_histories`` (user_idx, item_idx) replaced by its
+    folded-in vector: the mean of its history items' embeddings through :func:`fold_in_map`, fitted
+    on the users of ``train``. The served model folds new users in the same way."""
+    if new_histories.empty:
+        return user_embeddings
+    n_users = user_embeddings.shape[0]
+    mapping = fold_in_map(item_embeddings.cpu(), user_embeddings.cpu(), user_item_lists(train, n_users))
+    out = user_embeddings.clone()
+    for user, items in enumerate(user_item_lists(new_histories, n_users)):
+        if len(items):
+            out[user] = (item_embeddings[torch.from_numpy(items)].double().mean(0).cpu() @ mapping).to(out)
+    return out

@@ -16,7 +16,7 @@ from glta_pipelines.core.evaluation.breakdowns import breakdown_table
 from glta_pipelines.core.models.ease import ease_scorer
 from glta_pipelines.core.errors import InputError
 from glta_pipelines.core.glta import history_scorer, residual_base, restore_gllm
-from glta_pipelines.core.models.lightgcn import dot_product_scorer
+from glta_pipelines.core.models.lightgcn import dot_product_scorer, fold_in_users
 from glta_pipelines.core.evaluation.plots import breakdown_chart, metrics_bar_chart
 from glta_pipelines.core.evaluation.ranking import METRIC_NAMES, evaluate_splits, paired_bootstrap, rank_top_k
 
@@ -24,38 +24,46 @@ log = logging.getLogger(__name__)
 
 
 def evaluate_popularity(
-    train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame,
-    user_map: pd.DataFrame, item_map: pd.DataFrame, evaluation: dict[str, Any], split_strategy: str = "random",
+    train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame, user_map: pd.DataFrame, item_map: pd.DataFrame,
+    cold_history: pd.DataFrame, evaluation: dict[str, Any], split_strategy: str = "random",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Metrics of the most-popular-items baseline (table, per-user test metrics)."""
     scorer = popularity_scorer(train, len(item_map))
-    return _evaluate("popularity", scorer, train, valid, test, user_map, item_map, evaluation,
+    return _evaluate("popularity", scorer, train, valid, test, user_map, item_map, cold_history, evaluation,
                      split_strategy=split_strategy)
 
 
 def evaluate_embeddings(
     method: str, embeddings: dict[str, torch.Tensor], train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame,
-    user_map: pd.DataFrame, item_map: pd.DataFrame, evaluation: dict[str, Any], split_strategy: str = "random",
+    user_map: pd.DataFrame, item_map: pd.DataFrame, cold_history: pd.DataFrame, evaluation: dict[str, Any],
+    split_strategy: str = "random",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Metrics of ``method``'s dot-product scores of its final user and item embeddings
-    (table, per-user test metrics); bound to a method with ``functools.partial`` in the wiring."""
-    scorer = dot_product_scorer(embeddings["user"], embeddings["item"])
-    return _evaluate(method, scorer, train, valid, test, user_map, item_map, evaluation, split_strategy=split_strategy)
+    (table, per-user test metrics); bound to a method with ``functools.partial`` in the wiring.
+    New users (``cold_history``) are folded in from their history's item embeddings."""
+    users = fold_in_users(embeddings["user"], embeddings["item"], train, cold_history)
+    scorer = dot_product_scorer(users, embeddings["item"])
+    return _evaluate(method, scorer, train, valid, test, user_map, item_map, cold_history, evaluation,
+                     split_strategy=split_strategy)
 
 
 def evaluate_ease(
     weights: TensorArtifact, train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame,
-    user_map: pd.DataFrame, item_map: pd.DataFrame, evaluation: dict[str, Any], split_strategy: str = "random",
+    user_map: pd.DataFrame, item_map: pd.DataFrame, cold_history: pd.DataFrame, evaluation: dict[str, Any],
+    split_strategy: str = "random",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Metrics of EASE (``X_train @ B``; table, per-user test metrics)."""
-    scorer = ease_scorer(train, weights["item_item"], len(user_map))
-    return _evaluate("ease", scorer, train, valid, test, user_map, item_map, evaluation, split_strategy=split_strategy)
+    """Metrics of EASE (``X @ B`` with X the training rows, and a new user's history as its row;
+    table, per-user test metrics)."""
+    rows = pd.concat([train, cold_history], ignore_index=True) if len(cold_history) else train
+    scorer = ease_scorer(rows, weights["item_item"], len(user_map))
+    return _evaluate("ease", scorer, train, valid, test, user_map, item_map, cold_history, evaluation,
+                     split_strategy=split_strategy)
 
 
 def evaluate_glta(
     weights: TensorArtifact, backbone_embeddings: dict[str, torch.Tensor], lightgcn_embeddings: dict[str, torch.Tensor],
     train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame, user_map: pd.DataFrame, item_map: pd.DataFrame,
-    items: pd.DataFrame, evaluation: dict[str, Any], split_strategy: str = "random",
+    cold_history: pd.DataFrame, items: pd.DataFrame, evaluation: dict[str, Any], split_strategy: str = "random",
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """GLTA's metrics (table, per-user test metrics) and its top-K recommendations for every user.
 
@@ -66,13 +74,17 @@ def evaluate_glta(
     """
     model = restore_gllm(weights, backbone_embeddings)
     base = residual_base(model, lightgcn_embeddings, "LightGCN embeddings (pretrain_gnn.embeddings)")
+    if len(cold_history):  # new users: their user token and residual base folded in from their history
+        model.graph_user = fold_in_users(model.graph_user, model.graph_item, train, cold_history)
+        base = (fold_in_users(base[0], base[1], train, cold_history), base[1])
     cache: dict = {}
-    seen_for_test = pd.concat([train, valid], ignore_index=True)
-    known = pd.concat([train, valid, test], ignore_index=True)
+    shown = pd.concat([train, cold_history], ignore_index=True)  # a new user's prompt shows its history
+    seen_for_test = pd.concat([shown, valid], ignore_index=True)
+    known = pd.concat([shown, valid, test], ignore_index=True)
     scorer = {name: history_scorer(model, history, len(user_map), base, cache)
-              for name, history in (("valid", train), ("test", seen_for_test), ("known", known))}
-    table, per_user = _evaluate("glta", scorer["valid"], train, valid, test, user_map, item_map, evaluation,
-                                scorer["test"], split_strategy)
+              for name, history in (("valid", shown), ("test", seen_for_test), ("known", known))}
+    table, per_user = _evaluate("glta", scorer["valid"], train, valid, test, user_map, item_map, cold_history,
+                                evaluation, scorer["test"], split_strategy)
     k = int(evaluation.get("recommendations_k", max(evaluation["ks"])))
     top, scores = rank_top_k(scorer["known"], known, len(user_map), len(item_map), k, evaluation["chunk_size"])
     return table, per_user, _recommendation_table(top, scores, user_map, item_map, items)
@@ -93,13 +105,14 @@ def _recommendation_table(top: torch.Tensor, scores: torch.Tensor, user_map: pd.
                                                    ].reset_index(drop=True)
 
 
-def _evaluate(method, scorer, train, valid, test, user_map, item_map, evaluation, test_scorer=None,
+def _evaluate(method, scorer, train, valid, test, user_map, item_map, cold_history, evaluation, test_scorer=None,
               split_strategy: str = "random") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The one protocol for every method; the new-item split adds its cold and warm tasks."""
+    """The one protocol for every method; the new-item and new-user splits add their cold and warm tasks."""
     table, per_user = evaluate_splits(method, scorer, train, valid, test, len(user_map), len(item_map),
                                       evaluation["ks"], evaluation["chunk_size"], test_scorer,
                                       cold_and_warm=split_strategy == "cold-items",
-                                      tie_break_seed=int(evaluation.get("tie_break_seed", 2025)))
+                                      tie_break_seed=int(evaluation.get("tie_break_seed", 2025)),
+                                      history=cold_history if split_strategy == "cold-users" else None)
     log.info("%s test: %s", method, ", ".join(
         f"{r.metric}@{r.k}={r.value:.4f}" for r in table[table["split"] == "test"].itertuples()))
     return table, per_user

@@ -22,7 +22,7 @@ from glta_pipelines.pipelines.evaluate.nodes import (
 # Evaluated methods, in table order; each node below writes <method>_metrics and <method>_per_user.
 DEFAULT_METHODS = method_names(default_only=True)  # `full`: seconds besides GLTA
 PAPER_METHODS = method_names()  # `paper`: the GLTA paper's comparison plus EASE
-SPLIT = ["train", "valid", "test", "user_map", "item_map"]
+SPLIT = ["train", "valid", "test", "user_map", "item_map", "cold_history"]
 # the new-item split adds cold and warm tasks to every method's evaluation
 STRATEGY = "params:graph.split.strategy"
 # GLTA is rebuilt from its self-describing weights alone: no GLTA parameters are read here.

@@ -9,6 +9,7 @@ import pandas as pd
 
 from glta_pipelines.core.config import config_from_params
 from glta_pipelines.core.data.interactions import (
+    HISTORY,
     SplitConfig,
     build_id_map,
     cold_items,
@@ -50,24 +51,31 @@ def build_id_maps(implicit: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def split_interactions(
     implicit: pd.DataFrame, user_map: pd.DataFrame, item_map: pd.DataFrame, split: dict[str, Any]
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Encode ids and split each user's interactions into (train, valid, test)."""
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Encode ids and split each user's interactions into (train, valid, test, cold_history); the
+    last is the new-user split's histories (no rows under any other strategy)."""
     splits = split_per_user(encode_ids(implicit, user_map, item_map), config_from_params(SplitConfig, split, "graph.split"))
-    return splits["train"], splits["valid"], splits["test"]
+    return splits["train"], splits["valid"], splits["test"], splits.get(HISTORY, splits["train"].iloc[:0])
 
 
 def compute_statistics(
     train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame, user_map: pd.DataFrame, item_map: pd.DataFrame,
-    split_strategy: str = "random",
+    split_strategy: str = "random", cold_history: pd.DataFrame | None = None,
 ) -> dict[str, float]:
     """Users, items, edges and density of the graph, overall and per split; with the new-item split
-    also the cold items of valid and test and the users that have one (those its cold task scores)."""
+    also the cold items of valid and test and the users that have one (those its cold task scores);
+    with the new-user split the cold users of valid and test and their history interactions."""
     stats = graph_statistics({"train": train, "valid": valid, "test": test}, len(user_map), len(item_map))
     if split_strategy == "cold-items":
         for name, held_out in (("valid", valid), ("test", test)):
             on_cold = held_out[held_out["item_idx"].isin(cold_items(train, held_out))]
             stats[f"n_{name}_cold_items"] = int(on_cold["item_idx"].nunique())
             stats[f"n_{name}_cold_users"] = int(on_cold["user_idx"].nunique())
+    if split_strategy == "cold-users" and cold_history is not None:
+        cold = set(cold_history["user_idx"])
+        for name, held_out in (("valid", valid), ("test", test)):
+            stats[f"n_{name}_cold_users"] = len(cold & set(held_out["user_idx"]))
+        stats["n_cold_history"] = len(cold_history)
     log.info("Graph: %s", ", ".join(f"{k}={v:.4g}" for k, v in stats.items()))
     return stats
 
