@@ -126,7 +126,7 @@ def test_tasks_of_one_dag_log_into_the_orchestrators_run(project, monkeypatch):
 def test_cold_start_pipeline_places_cold_items_from_each_content_and_keeps_warm_items_as_lightgcn(project):
     """`kedro run --pipelines=cold_start --params graph.split.strategy=cold-items` on MovieLens-100K:
     every encoder once, every cold-start method evaluated on the three tasks; on warm items each is
-    LightGCN, and the fallbacks that give every cold item one score (popularity, EASE) rank them in
+    LightGCN (or GLTA, for GLTA with the placed cold items), and the fallbacks that give every cold item one score (popularity, EASE) rank them in
     the same seeded random order."""
     from glta_pipelines.core.models.registry import trained_by
 
@@ -141,7 +141,11 @@ def test_cold_start_pipeline_places_cold_items_from_each_content_and_keeps_warm_
     for method in methods:
         assert metrics[f"test_warm.{method}.recall_at_20"] == metrics["test_warm.lightgcn.recall_at_20"], method
     assert metrics["test_cold.popularity.ndcg_at_20"] == metrics["test_cold.ease.ndcg_at_20"]
-    assert "glta" not in {key.split(".")[1] for key in metrics if key.startswith("test.")}
+    # GLTA with the cold items each mapper placed (its head standardises a user's scores over all
+    # items, so the placed items move the warm ones' scores a little too)
+    for method in ("glta_map_llm", "glta_map_random_llm", "glta_map_minilm"):
+        for split in ("test", "test_cold", "test_warm"):
+            assert 0 <= metrics[f"{split}.{method}.ndcg_at_20"] <= 1, (split, method)
     data = project / "data"
     for encoder in ("genres", "knowledge_graph", "minilm", "llm", "random_llm"):
         assert list((data / "05_model_input" / f"item_content_{encoder}.safetensors").iterdir()), encoder

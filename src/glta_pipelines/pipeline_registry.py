@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from glta_pipelines.core.models.registry import method_names, trained_by
+from glta_pipelines.core.models.registry import METHODS, method_names, trained_by
 
 from glta_pipelines.pipelines import (
     align_tokens,
@@ -49,13 +49,14 @@ def register_pipelines() -> dict[str, Pipeline]:
     paper = {**STAGES, "baselines": lambda: baselines.create_pipeline(trained_by("baselines")),
              "evaluate": lambda: evaluate.create_pipeline(method_names())}
     pipelines["paper"] = sum((create() for create in paper.values()), Pipeline([]))
-    # items the graph never saw, for `--params graph.split.strategy=cold-items`: the fast methods of
-    # full (GLTA's cold path is not built), LightGCN+ (a cold item's layer 0 is its untrained ID
-    # plus its text branch) and every cold-start method of the registry
-    graph_methods = (*(m for m in method_names(default_only=True) if m != "glta"), *COLD_START_BASELINES)
+    # items the graph never saw, for `--params graph.split.strategy=cold-items`: the methods of
+    # full, LightGCN+ (a cold item's layer 0 is its untrained ID plus its text branch), every
+    # cold-start method of the registry and GLTA with the cold items they place
+    graph_methods = (*method_names(default_only=True), *COLD_START_BASELINES)
     pipelines["cold_start"] = sum((pipelines[s] for s in ("ingest", "graph", "pretrain_gnn")), Pipeline([])) \
         + baselines.create_pipeline(trained_by("baselines", default_only=True) + COLD_START_BASELINES) \
-        + cold_start.create_pipeline() + evaluate.create_pipeline(graph_methods + trained_by("cold_start"))
+        + cold_start.create_pipeline() + pipelines["align_tokens"] + pipelines["gllm_finetune"] \
+        + evaluate.create_pipeline(graph_methods + tuple(m for m in method_names(cold_start=True) if METHODS[m].cold_start))
     pipelines.update(partial)
     pipelines["recommend"] = recommend.create_pipeline()  # scoring with a registered model: not part of full
     pipelines["__default__"] = pipelines["full"]

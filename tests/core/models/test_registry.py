@@ -38,7 +38,9 @@ def test_the_registry_describes_every_method():
     assert cold and all(METHODS[m].cold_start and METHODS[m].content in registry.CONTENT_ENCODERS
                         and METHODS[m].mapper in registry.MAPPERS for m in cold)
     assert not set(cold) & set(registry.method_names())
-    assert registry.method_names(cold_start=True) == registry.method_names() + cold
+    glta_on_new_items = tuple(m for m in METHODS if METHODS[m].places)
+    assert glta_on_new_items and all(METHODS[METHODS[m].places].cold_start for m in glta_on_new_items)
+    assert registry.method_names(cold_start=True) == registry.method_names() + cold + glta_on_new_items
 
 
 def test_a_toy_method_reaches_the_pipelines_the_evaluator_and_the_seed_summary(toy):

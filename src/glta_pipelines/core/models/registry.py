@@ -16,7 +16,10 @@ How a method is scored (:attr:`Method.scoring`):
 A cold-start method (stage ``cold_start``, pipeline ``cold_start``) is LightGCN with each item
 that training never saw placed from its content (:attr:`Method.content`, an encoder of
 ``core/cold_start``) by a mapper (:attr:`Method.mapper`: ``mlp`` or ``knn``); it is scored as
-``embeddings``. These are not in ``full`` or ``paper``: on a warm split they are LightGCN.
+``embeddings``. A ``glta_*`` method is the trained GLTA model with each cold item's graph
+embedding, hence its item token and scoring vector, taken from such a method
+(:attr:`Method.places`). These are not in ``full`` or ``paper``: on a warm split they are
+LightGCN or GLTA.
 
 A BPR graph baseline (:attr:`Method.build` set) is trained by one generic node of the
 ``baselines`` stage on LightGCN's schedule (``training/bpr.py``); its config dataclass is
@@ -68,6 +71,9 @@ class Method:
     params: str | None = None  # its parameter section under ``baselines`` (default: its name)
     content: str | None = None  # a cold-start method's item content (an encoder of CONTENT_ENCODERS)
     mapper: str | None = None  # how a cold-start method places a cold item from its content (MAPPERS)
+    # GLTA on new items: the cold-start method whose placed item embeddings give each cold item
+    # its token and its scoring vector in the trained GLTA model
+    places: str | None = None
 
     @property
     def cold_start(self) -> bool:
@@ -116,6 +122,9 @@ METHODS: dict[str, Method] = {m.name: m for m in (
         ("genres", "Genres"), ("knowledge_graph", "KG"), ("minilm", "MiniLM"), ("llm", "LLM"),
         ("random_llm", "Random-LLM"))),
     _cold_start("knn_minilm", "Text-kNN", "minilm", "knn"),
+    *(Method(f"glta_{m}", f"GLTA + {label} mapper", "glta", content=content, mapper="mlp", places=f"map_{content}")
+      for m, label, content in (("map_llm", "LLM", "llm"), ("map_random_llm", "Random-LLM", "random_llm"),
+                                ("map_minilm", "MiniLM", "minilm"))),
 )}
 
 

@@ -72,8 +72,43 @@ def evaluate_glta(
     known interaction (none of which is recommended). One node scores all three so that a
     prompt they share goes through the LLM once.
     """
+    scorer = _glta_scorers(weights, backbone_embeddings, lightgcn_embeddings, train, valid, test, user_map, cold_history)
+    table, per_user = _evaluate("glta", scorer["valid"], train, valid, test, user_map, item_map, cold_history,
+                                evaluation, scorer["test"], split_strategy)
+    known = pd.concat([train, cold_history, valid, test], ignore_index=True)
+    k = int(evaluation.get("recommendations_k", max(evaluation["ks"])))
+    top, scores = rank_top_k(scorer["known"], known, len(user_map), len(item_map), k, evaluation["chunk_size"])
+    return table, per_user, _recommendation_table(top, scores, user_map, item_map, items)
+
+
+def evaluate_glta_placed(
+    method: str, weights: TensorArtifact, backbone_embeddings: dict[str, torch.Tensor],
+    lightgcn_embeddings: dict[str, torch.Tensor], placed: dict[str, torch.Tensor], train: pd.DataFrame,
+    valid: pd.DataFrame, test: pd.DataFrame, user_map: pd.DataFrame, item_map: pd.DataFrame, cold_history: pd.DataFrame,
+    evaluation: dict[str, Any], split_strategy: str = "random",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """GLTA on new items: the trained model with each item that training never saw given the graph
+    embedding a cold-start method ``placed`` it at (its item token and its residual scoring vector
+    both follow), so the GLLM layer ranks warm and cold items together (table, per-user test metrics).
+    Bound to a method with ``functools.partial`` in the wiring."""
+    scorer = _glta_scorers(weights, backbone_embeddings, lightgcn_embeddings, train, valid, test, user_map, cold_history,
+                           placed["item"])
+    return _evaluate(method, scorer["valid"], train, valid, test, user_map, item_map, cold_history, evaluation,
+                     scorer["test"], split_strategy)
+
+
+def _glta_scorers(weights, backbone_embeddings, lightgcn_embeddings, train, valid, test, user_map, cold_history,
+                  placed_items: torch.Tensor | None = None) -> dict:
+    """GLTA rebuilt from its weights as score functions for valid, test and every known interaction;
+    new users folded in from their history, and items training never saw at ``placed_items``."""
     model = restore_gllm(weights, backbone_embeddings)
     base = residual_base(model, lightgcn_embeddings, "LightGCN embeddings (pretrain_gnn.embeddings)")
+    if placed_items is not None:
+        cold = torch.ones(model.graph_item.shape[0], dtype=torch.bool)
+        cold[torch.from_numpy(train["item_idx"].to_numpy())] = False
+        placed_items = placed_items.to(model.graph_item)
+        model.graph_item = torch.where(cold.unsqueeze(1).to(model.graph_item.device), placed_items, model.graph_item)
+        base = (base[0], torch.where(cold.unsqueeze(1), placed_items.to(base[1]), base[1]))
     if len(cold_history):  # new users: their user token and residual base folded in from their history
         model.graph_user = fold_in_users(model.graph_user, model.graph_item, train, cold_history)
         base = (fold_in_users(base[0], base[1], train, cold_history), base[1])
@@ -81,13 +116,8 @@ def evaluate_glta(
     shown = pd.concat([train, cold_history], ignore_index=True)  # a new user's prompt shows its history
     seen_for_test = pd.concat([shown, valid], ignore_index=True)
     known = pd.concat([shown, valid, test], ignore_index=True)
-    scorer = {name: history_scorer(model, history, len(user_map), base, cache)
-              for name, history in (("valid", shown), ("test", seen_for_test), ("known", known))}
-    table, per_user = _evaluate("glta", scorer["valid"], train, valid, test, user_map, item_map, cold_history,
-                                evaluation, scorer["test"], split_strategy)
-    k = int(evaluation.get("recommendations_k", max(evaluation["ks"])))
-    top, scores = rank_top_k(scorer["known"], known, len(user_map), len(item_map), k, evaluation["chunk_size"])
-    return table, per_user, _recommendation_table(top, scores, user_map, item_map, items)
+    return {name: history_scorer(model, history, len(user_map), base, cache)
+            for name, history in (("valid", shown), ("test", seen_for_test), ("known", known))}
 
 
 def _recommendation_table(top: torch.Tensor, scores: torch.Tensor, user_map: pd.DataFrame, item_map: pd.DataFrame,

@@ -15,6 +15,7 @@ from glta_pipelines.pipelines.evaluate.nodes import (
     evaluate_ease,
     evaluate_embeddings,
     evaluate_glta,
+    evaluate_glta_placed,
     evaluate_popularity,
     plot_metrics,
 )
@@ -55,6 +56,10 @@ def _node(method: str) -> Node:
     if scoring == "embeddings":
         # partial of a module-level function: picklable, so ParallelRunner can run it
         return Node(_bound(evaluate_embeddings, method), inputs=[f"{method}_embeddings", *SPLIT, "params:evaluation", STRATEGY],
+                    outputs=outputs, name=f"evaluate_{method}")
+    if METHODS[method].places:  # GLTA with the cold items a cold-start method placed
+        return Node(_bound(evaluate_glta_placed, method),
+                    inputs=[*GLTA_MODEL, f"{METHODS[method].places}_embeddings", *SPLIT, "params:evaluation", STRATEGY],
                     outputs=outputs, name=f"evaluate_{method}")
     # one node for GLTA's metrics and recommendations: prompts they share go through the LLM once
     return Node(evaluate_glta, inputs=[*GLTA_MODEL, *SPLIT, "items", "params:evaluation", STRATEGY],
