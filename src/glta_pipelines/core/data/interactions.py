@@ -215,6 +215,13 @@ def split_cold_users(encoded: pd.DataFrame, config: SplitConfig) -> dict[str, pd
             "test": joined(warm["test"], targets[~in_valid]), HISTORY: history.reset_index(drop=True)}
 
 
+def trained_items(train: pd.DataFrame, n_items: int) -> np.ndarray:
+    """A boolean mask over the ``n_items`` items: True where training has an interaction with the item."""
+    seen = np.zeros(n_items, dtype=bool)
+    seen[train["item_idx"].to_numpy()] = True
+    return seen
+
+
 def cold_items(train: pd.DataFrame, held_out: pd.DataFrame) -> np.ndarray:
     """The items of ``held_out`` that training never saw, sorted."""
     return np.setdiff1d(held_out["item_idx"].to_numpy(), train["item_idx"].to_numpy())

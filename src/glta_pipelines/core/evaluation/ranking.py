@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from glta_pipelines.core.data.interactions import trained_items
 from glta_pipelines.core.errors import InputError
 
 METRIC_NAMES = ("recall", "ndcg", "precision", "hit_rate", "mrr")
@@ -230,8 +231,7 @@ def item_tasks(train: pd.DataFrame, held_out: pd.DataFrame, n_items: int,
     """The new-item protocol's two extra tasks on a held-out split: ``cold`` ranks only the held-out
     items that training never saw, against the user's interactions with them; ``warm`` ranks only
     the items training saw, against the user's interactions with those."""
-    warm = torch.zeros(n_items, dtype=torch.bool)
-    warm[torch.from_numpy(train["item_idx"].to_numpy())] = True
+    warm = torch.from_numpy(trained_items(train, n_items))
     cold = torch.zeros(n_items, dtype=torch.bool)
     cold[torch.from_numpy(held_out["item_idx"].to_numpy())] = True
     cold &= ~warm

@@ -21,6 +21,7 @@ from glta_pipelines.core.cold_start import (
     read_knowledge_graph,
 )
 from glta_pipelines.core.config import config_from_params
+from glta_pipelines.core.data.interactions import trained_items
 from glta_pipelines.core.llm.backbone import LLMConfig
 from glta_pipelines.core.llm.text_encoder import TextEncoderConfig, encode_texts, item_texts
 from glta_pipelines.core.models.registry import METHODS
@@ -65,8 +66,7 @@ def place_cold_items(method: str, content: TensorArtifact, lightgcn_embeddings: 
                      ) -> tuple[Embeddings, pd.DataFrame]:
     """LightGCN's embeddings with every item that training never saw placed from its content by the
     method's mapper: (embeddings, the mapper's per-epoch losses). Bound to a method in the wiring."""
-    warm = torch.zeros(len(item_map), dtype=torch.bool)
-    warm[torch.from_numpy(train["item_idx"].to_numpy())] = True
+    warm = torch.from_numpy(trained_items(train, len(item_map)))
     item = lightgcn_embeddings["item"]
     if METHODS[method].mapper == "knn":
         placed = knn_embeddings(content["item"], item, warm, config_from_params(KNNConfig, knn, "cold_start.knn"))

@@ -11,6 +11,7 @@ import torch
 from matplotlib.figure import Figure
 
 from glta_pipelines.core.artifacts import TensorArtifact
+from glta_pipelines.core.data.interactions import trained_items
 from glta_pipelines.core.models.popularity import popularity_scorer
 from glta_pipelines.core.evaluation.breakdowns import breakdown_table
 from glta_pipelines.core.models.ease import ease_scorer
@@ -75,9 +76,8 @@ def evaluate_glta(
     scorer = _glta_scorers(weights, backbone_embeddings, lightgcn_embeddings, train, valid, test, user_map, cold_history)
     table, per_user = _evaluate("glta", scorer["valid"], train, valid, test, user_map, item_map, cold_history,
                                 evaluation, scorer["test"], split_strategy)
-    known = pd.concat([train, cold_history, valid, test], ignore_index=True)
     k = int(evaluation.get("recommendations_k", max(evaluation["ks"])))
-    top, scores = rank_top_k(scorer["known"], known, len(user_map), len(item_map), k, evaluation["chunk_size"])
+    top, scores = rank_top_k(scorer["known"], scorer["known_interactions"], len(user_map), len(item_map), k, evaluation["chunk_size"])
     return table, per_user, _recommendation_table(top, scores, user_map, item_map, items)
 
 
@@ -99,13 +99,13 @@ def evaluate_glta_placed(
 
 def _glta_scorers(weights, backbone_embeddings, lightgcn_embeddings, train, valid, test, user_map, cold_history,
                   placed_items: torch.Tensor | None = None) -> dict:
-    """GLTA rebuilt from its weights as score functions for valid, test and every known interaction;
-    new users folded in from their history, and items training never saw at ``placed_items``."""
+    """GLTA rebuilt from its weights as score functions for valid, test and every known interaction
+    (with those interactions as ``known_interactions``); new users folded in from their history, and
+    items training never saw at ``placed_items``."""
     model = restore_gllm(weights, backbone_embeddings)
     base = residual_base(model, lightgcn_embeddings, "LightGCN embeddings (pretrain_gnn.embeddings)")
     if placed_items is not None:
-        cold = torch.ones(model.graph_item.shape[0], dtype=torch.bool)
-        cold[torch.from_numpy(train["item_idx"].to_numpy())] = False
+        cold = ~torch.from_numpy(trained_items(train, model.graph_item.shape[0]))
         placed_items = placed_items.to(model.graph_item)
         model.graph_item = torch.where(cold.unsqueeze(1).to(model.graph_item.device), placed_items, model.graph_item)
         base = (base[0], torch.where(cold.unsqueeze(1), placed_items.to(base[1]), base[1]))
@@ -116,8 +116,9 @@ def _glta_scorers(weights, backbone_embeddings, lightgcn_embeddings, train, vali
     shown = pd.concat([train, cold_history], ignore_index=True)  # a new user's prompt shows its history
     seen_for_test = pd.concat([shown, valid], ignore_index=True)
     known = pd.concat([shown, valid, test], ignore_index=True)
-    return {name: history_scorer(model, history, len(user_map), base, cache)
-            for name, history in (("valid", shown), ("test", seen_for_test), ("known", known))}
+    scorers = {name: history_scorer(model, history, len(user_map), base, cache)
+               for name, history in (("valid", shown), ("test", seen_for_test), ("known", known))}
+    return {**scorers, "known_interactions": known}
 
 
 def _recommendation_table(top: torch.Tensor, scores: torch.Tensor, user_map: pd.DataFrame, item_map: pd.DataFrame,
