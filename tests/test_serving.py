@@ -195,6 +195,102 @@ def _latest(project: Path, path: str) -> pd.DataFrame:
     return pd.read_parquet(version / folder.name)
 
 
+@pytest.fixture(scope="module")
+def trained_longer(tmp_path_factory, full_template, tiny_llm_dir):
+    """A copy of the template project after a second `full` run whose LightGCN trains 40 epochs (the
+    test environment's 4 leave item embeddings near their random start, where no text can place an
+    item): (project, its champion version, the second run's registered model)."""
+    from kedro.framework.startup import bootstrap_project
+
+    from tests.sessions import clone_state, new_project
+
+    project = new_project(tmp_path_factory.mktemp("add_items_project"))
+    clone_state(full_template, project)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(project)
+        patch.setenv("GLTA_TEST_LLM", str(tiny_llm_dir))
+        bootstrap_project(project)
+        run(project, {"pretrain_gnn": {"lightgcn": {"max_epochs": 40, "patience": 40}},
+                      "registry": {"champion": "always"}})
+        yield project
+
+
+def test_add_items_registers_a_version_that_recommends_items_known_only_by_their_text(trained_longer):
+    """`kedro run --pipelines=add_items`: bad tables stop with the row and field and register nothing;
+    text twins of popular items (their title, genres and year under new ids) become a new version,
+    served over real HTTP, where they are recommended, flagged, and the old items keep their scores."""
+    import mlflow
+
+    from glta_pipelines.core.errors import InputError
+
+    project = trained_longer
+    client, _ = runs(project)
+    source = client.get_model_version_by_alias(MODEL, "champion")
+    items = _latest(project, "data/02_intermediate/items.parquet")
+    item_map = _latest(project, "data/03_primary/item_map.parquet")
+    train = _latest(project, "data/05_model_input/train.parquet")
+    table = project / "data/01_raw/new_items.csv"
+    table.parent.mkdir(parents=True, exist_ok=True)
+    before = len(client.search_model_versions(f"name='{MODEL}'"))
+    bad = (("item_id,title\n9001,\n", r"row 1, field 'title': found an empty title"),
+           ("item_id,title\n9001,A\n50,Copy\n", r"row 2, field 'item_id': found '50', already in the model's catalogue"),
+           ("item_id,title\n9001,A\n9001,B\n", r"row 2, field 'item_id': found '9001', also in row 1"),
+           ("", r"found an empty file"))
+    for body, match in bad:
+        table.write_text(body)
+        with pytest.MonkeyPatch.context() as patch, pytest.raises(InputError, match=match):
+            patch.chdir(project)
+            run(project, pipeline="add_items")
+    assert len(client.search_model_versions(f"name='{MODEL}'")) == before
+    popular = train["item_idx"].value_counts().index[:5]
+    originals = item_map.set_index("item_idx").loc[popular, "item_id"].astype(str).tolist()
+    twins = items.set_index("item_id").loc[originals, ["title", "genres", "year"]].reset_index()
+    twins["item_id"] = "new-" + twins["item_id"].astype(str)
+    # controls: new items whose text says nothing a trained item's does
+    controls = pd.DataFrame({"item_id": ["blank-1", "blank-2"], "title": ["Qzx", "Vrr kplt"]})
+    pd.concat([twins, controls], ignore_index=True).to_csv(table, index=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(project)
+        run(project, pipeline="add_items")
+    version = client.get_model_version_by_alias(MODEL, "added-items")
+    assert version.tags["added_items"] == "7" and version.tags["source_version"] == str(source.version)
+    assert client.get_model_version_by_alias(MODEL, "champion").version == source.version  # champion untouched
+    added = _latest(project, "data/07_model_output/added_items.parquet")
+    assert list(added["item_id"]) == [*twins["item_id"], *controls["item_id"]]
+    assert list(added["item_idx"]) == list(range(1682, 1689))
+    assert (added["version"] == str(version.version)).all() and added["nearest_items"].map(len).eq(3).all()
+    newest = runs(project)[1][0]
+    assert newest.data.tags["registered_model"] == f"{MODEL}/{version.version}@added-items"
+    assert newest.data.metrics["add_items.n_items"] == 1689
+    # the old catalogue keeps its scores for a known user; the new items slot in between
+    uri = f"sqlite:///{project / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    request = pd.DataFrame([{"user_id": 7, "k": 1600}])
+    champion = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion").predict(request)
+    grown = mlflow.pyfunc.load_model(f"models:/{MODEL}@added-items").predict(request)
+    old = grown[~grown["added_by_text"]].merge(champion, on="item_id", suffixes=("", "_champion"))
+    assert len(old) >= len(champion) - 7 and old["score"].to_numpy() == pytest.approx(old["score_champion"].to_numpy(), rel=1e-5)
+    assert not champion["added_by_text"].any() and set(grown.loc[grown["added_by_text"], "item_id"]) == set(added["item_id"])
+    # over REST: among 200 users, with the originals excluded, twins reach top-10 lists and the
+    # controls do not (this small test model places the two Star Wars twins there; the `make run`
+    # model all five: docs/serving.md)
+    users = [str(u) for u in _latest(project, "data/03_primary/user_map.parquet")["user_id"].head(200)]
+    port = free_port()
+    with mlflow_command(["models", "serve", "-m", f"models:/{MODEL}@added-items", "--env-manager", "local",
+                         "--host", "127.0.0.1", "--port", str(port)], f"http://127.0.0.1:{port}/ping",
+                        project / "serve_added.log", env={"MLFLOW_TRACKING_URI": uri}, cwd=project):
+        status, body = _post(port, {"dataframe_records": [{"user_id": u, "k": 10, "exclude": originals} for u in users]})
+        history_status, history_body = _post(port, {"dataframe_records": [{"history": twins["item_id"].tolist(), "k": 5}]})
+    assert status == 200
+    answer = pd.DataFrame(body["predictions"])
+    recommended = answer[answer["added_by_text"]]
+    assert len(set(recommended["item_id"])) >= 2 and set(recommended["item_id"]) <= set(twins["item_id"]), recommended
+    assert set(answer.loc[~answer["added_by_text"], "item_id"]).isdisjoint(added["item_id"])
+    # a new user's history may name the new items: they are known ids, folded in like any other
+    assert history_status == 200 and history_body["predictions"][0]["ignored_items"] == []
+
+
 def test_recommend_pipeline_scores_a_cohort_without_training(trained):
     project, _ = trained
     from glta_pipelines.core.errors import InputError
@@ -234,7 +330,7 @@ def test_bundle_stores_each_interaction_once_and_reads_older_bundles(tmp_path, i
     import torch
 
     from glta_pipelines.core.data.interactions import SplitConfig, build_id_map, encode_ids, split_per_user
-    from glta_pipelines.serving.bundle import COLUMNS, _interactions, save_bundle
+    from glta_pipelines.serving.bundle import COLUMNS, known_and_train, read_interactions, save_bundle
 
     user_map, item_map = build_id_map(interactions["user_id"], "user_idx"), build_id_map(interactions["item_id"], "item_idx")
     splits = split_per_user(encode_ids(interactions, user_map, item_map), SplitConfig(seed=1))
@@ -242,7 +338,7 @@ def test_bundle_stores_each_interaction_once_and_reads_older_bundles(tmp_path, i
     folder = save_bundle(tmp_path / "new", weights, weights, weights, user_map, item_map, items, **splits)
     stored = pd.read_parquet(folder / "interactions.parquet")
     assert len(stored) == sum(len(s) for s in splits.values()) and not (folder / "train.parquet").exists()
-    known, train = _interactions(folder)
+    known, train = known_and_train(read_interactions(folder))
     expected_known = pd.concat([splits[s][COLUMNS] for s in ("train", "valid", "test")], ignore_index=True)
     pd.testing.assert_frame_equal(known, expected_known)
     pd.testing.assert_frame_equal(train, splits["train"][COLUMNS].reset_index(drop=True))
@@ -250,4 +346,4 @@ def test_bundle_stores_each_interaction_once_and_reads_older_bundles(tmp_path, i
     old.mkdir()
     expected_known.to_parquet(old / "known.parquet", index=False)
     splits["train"][COLUMNS].to_parquet(old / "train.parquet", index=False)
-    pd.testing.assert_frame_equal(_interactions(old)[1], splits["train"][COLUMNS].reset_index(drop=True))
+    pd.testing.assert_frame_equal(known_and_train(read_interactions(old))[1], splits["train"][COLUMNS].reset_index(drop=True))

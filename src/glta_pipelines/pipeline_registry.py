@@ -7,6 +7,7 @@ from kedro.pipeline import Pipeline
 from glta_pipelines.core.models.registry import METHODS, method_names, trained_by
 
 from glta_pipelines.pipelines import (
+    add_items,
     align_tokens,
     baselines,
     cold_start,
@@ -40,8 +41,9 @@ PARTIAL = {
 def register_pipelines() -> dict[str, Pipeline]:
     """Each stage by name, ``full`` = all stages, ``__default__`` = ``full``, plus :data:`PARTIAL`
     ``paper``: ``full`` with every baseline of the GLTA paper's comparison, ``cold_start``: the
-    cold-start methods beside popularity, LightGCN and EASE, and ``recommend``: batch
-    recommendations from a registered model."""
+    cold-start methods beside popularity, LightGCN and EASE, ``recommend``: batch
+    recommendations from a registered model, and ``add_items``: new items into a registered model
+    by their text."""
     pipelines = {name: create() for name, create in STAGES.items()}
     partial = {name: sum((pipelines[s] for s in stages), Pipeline([])) for name, stages in PARTIAL.items()}
     pipelines["full"] = sum(pipelines.values(), Pipeline([]))
@@ -59,5 +61,6 @@ def register_pipelines() -> dict[str, Pipeline]:
         + evaluate.create_pipeline(graph_methods + tuple(m for m in method_names(cold_start=True) if METHODS[m].cold_start))
     pipelines.update(partial)
     pipelines["recommend"] = recommend.create_pipeline()  # scoring with a registered model: not part of full
+    pipelines["add_items"] = add_items.create_pipeline()  # new items into a registered model: not part of full
     pipelines["__default__"] = pipelines["full"]
     return pipelines

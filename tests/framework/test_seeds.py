@@ -26,3 +26,8 @@ def test_the_seed_summary_adds_the_cold_and_warm_tasks_with_their_own_tables_and
     assert logged["map_minilm.ndcg_at_20.mean"] == pytest.approx(0.3)  # all items: the names as before
     summary = client.download_artifacts(parent.info.run_id, "seeds/summary.csv", str(tmp_path))
     assert set(pd.read_csv(summary)["split"]) == {"test", "test_cold", "test_warm"}
+    # the new-user split's runs (they log graph.n_cold_history) get their own task titles
+    for seed in metrics:
+        metrics[seed]["graph.n_cold_history"] = 300
+    table = _summarize(client, parent.info.run_id, metrics, "popularity")
+    assert "New users (" in table and "Known users (" in table and "Cold items" not in table

@@ -22,6 +22,7 @@ from glta_pipelines.core.data.interactions import SplitConfig, check_holdout_fra
 from glta_pipelines.core.models.lightgcn import LightGCNConfig
 from glta_pipelines.core.llm.backbone import LLMConfig
 from glta_pipelines.core.cold_start import KNNConfig, KnowledgeGraphConfig, MapperConfig, RandomLLMConfig
+from glta_pipelines.core.cold_start.new_items import AddItemsConfig
 from glta_pipelines.core.models.registry import METHODS, parameter_configs
 from glta_pipelines.core.llm.text_encoder import TextEncoderConfig
 from glta_pipelines.serving.registry import RecommendConfig, RegistryConfig
@@ -117,6 +118,7 @@ SCHEMA: dict[str, Any] = {
     "evaluate": {"evaluation": Evaluation},
     "registry": RegistryConfig,
     "recommend": RecommendConfig,
+    "add_items": AddItemsConfig,
 }
 # Read by hooks, not nodes (``hooks.ModelRegistryHook``): `--params registry.*` takes effect in any run.
 HOOK_PARAMETERS = ("registry",)

@@ -181,10 +181,14 @@ def _run_one(project_path: Path, pipeline: str, seed: int, vary_split: bool, par
     return dict(runs[0].data.metrics)
 
 
-# The new-item protocol's tasks (split cold-items), each summarised after the all-items table,
-# with the paired difference in the metric the cold-start comparison is decided on.
+# The cold-start protocols' tasks, each summarised after the all-items table, with the paired
+# difference in the metric the cold-start comparison is decided on: the new-item split's, and the
+# new-user split's (told apart by the graph statistics its runs log, ``graph.n_cold_history``).
 TASKS = {"test_cold": "Cold items (only the items training never saw are ranked)",
          "test_warm": "Warm items (only the items training saw are ranked)"}
+USER_TASKS = {"test_cold": "New users (users training never saw, scored from their first interactions; every "
+                           "item is ranked)",
+              "test_warm": "Known users (the users training saw; every item is ranked)"}
 TASK_DIFFERENCE_METRIC = "ndcg_at_20"
 
 
@@ -197,7 +201,8 @@ def _summarize(mlflow_client, parent: str, metrics: dict[int, dict[str, float]],
     if twins:
         table += "\n\nThe value of the item text, paired per seed:\n\n" + twins
     summaries, longs = [summary.assign(split="test")], [long.assign(split="test")]
-    for split, title in TASKS.items():
+    new_users = any("graph.n_cold_history" in seed_metrics for seed_metrics in metrics.values())
+    for split, title in (USER_TASKS if new_users else TASKS).items():
         task = metrics_long(metrics, split)
         if task.empty or reference not in set(task["method"]):
             continue

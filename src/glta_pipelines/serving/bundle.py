@@ -8,6 +8,7 @@ message when it is missing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -22,6 +23,21 @@ TENSORS = ("glta_weights", "backbone_embeddings", "lightgcn_embeddings")
 TABLES = ("user_map", "item_map", "items")  # beside interactions.parquet: every known interaction, with its split
 SPLITS = ("train", "valid", "test")
 COLUMNS = ["user_idx", "item_idx", "timestamp"]
+# items.parquet: titles to show, texts to place items added later (add_items), and which were added by text
+ITEM_COLUMNS = ["item_id", "title", "text", ADDED := "added_by_text"]
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """Everything a bundle folder holds, in memory."""
+
+    glta_weights: TensorArtifact
+    backbone_embeddings: dict[str, torch.Tensor]
+    lightgcn_embeddings: dict[str, torch.Tensor]
+    user_map: pd.DataFrame
+    item_map: pd.DataFrame
+    items: pd.DataFrame  # ITEM_COLUMNS (bundles logged before texts were kept have item_id and title)
+    interactions: pd.DataFrame  # COLUMNS + split
 
 
 def save_bundle(folder: str | Path, glta_weights: TensorArtifact, backbone_embeddings: dict[str, torch.Tensor],
@@ -30,35 +46,55 @@ def save_bundle(folder: str | Path, glta_weights: TensorArtifact, backbone_embed
     """Write the recommender's files into ``folder``: weights (with their configs), id maps, titles,
     and every known interaction with its split (all of them: prompts of known users; the training
     split: fold-in, popularity)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, tensors in zip(TENSORS, (glta_weights, backbone_embeddings, lightgcn_embeddings)):
-        SafetensorsDataset(filepath=str(folder / f"{name}.safetensors")).save(tensors)
     interactions = pd.concat([split[COLUMNS].assign(split=name) for name, split in zip(SPLITS, (train, valid, test))],
                              ignore_index=True).astype({"split": pd.CategoricalDtype(SPLITS)})
-    tables = {"user_map": user_map, "item_map": item_map, "items": items[["item_id", "title"]],
-              "interactions": interactions}
-    for name, table in tables.items():
-        table.to_parquet(folder / f"{name}.parquet", index=False)
+    items = items[[c for c in ITEM_COLUMNS if c in items.columns]]
+    if ADDED not in items.columns:
+        items = items.assign(**{ADDED: False})
+    return write_bundle(folder, Bundle(glta_weights, backbone_embeddings, lightgcn_embeddings, user_map, item_map,
+                                       items, interactions))
+
+
+def write_bundle(folder: str | Path, bundle: Bundle) -> Path:
+    """Write ``bundle`` into ``folder`` (created)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in TENSORS:
+        SafetensorsDataset(filepath=str(folder / f"{name}.safetensors")).save(getattr(bundle, name))
+    for name in (*TABLES, "interactions"):
+        getattr(bundle, name).to_parquet(folder / f"{name}.parquet", index=False)
     return folder
+
+
+def read_bundle(folder: str | Path) -> Bundle:
+    """The :class:`Bundle` in ``folder``."""
+    folder = Path(folder)
+    tensors = {name: SafetensorsDataset(filepath=str(folder / f"{name}.safetensors")).load() for name in TENSORS}
+    tables = {name: pd.read_parquet(folder / f"{name}.parquet") for name in TABLES}
+    return Bundle(**tensors, **tables, interactions=read_interactions(folder))
+
+
+def read_interactions(folder: Path) -> pd.DataFrame:
+    """Every known interaction with its split; bundles logged before the split column stored them as
+    ``known.parquet`` (all) and ``train.parquet``: there the held-out rows are labelled ``valid``."""
+    if (folder / "interactions.parquet").exists() or not (folder / "known.parquet").exists():
+        return pd.read_parquet(folder / "interactions.parquet")
+    known, train = pd.read_parquet(folder / "known.parquet"), pd.read_parquet(folder / "train.parquet")
+    keys = pd.MultiIndex.from_frame(known[["user_idx", "item_idx"]])
+    in_train = keys.isin(pd.MultiIndex.from_frame(train[["user_idx", "item_idx"]]))
+    return known[COLUMNS].assign(split=pd.Categorical(["train" if t else "valid" for t in in_train], categories=SPLITS))
 
 
 def load_recommender(folder: str | Path) -> Recommender:
     """The :class:`Recommender` of a bundle folder (loads the LLM its weights name)."""
-    folder = Path(folder)
-    tensors = {name: SafetensorsDataset(filepath=str(folder / f"{name}.safetensors")).load() for name in TENSORS}
-    tables = {name: pd.read_parquet(folder / f"{name}.parquet") for name in TABLES}
-    known, train = _interactions(folder)
-    model = restore_gllm(tensors["glta_weights"], tensors["backbone_embeddings"])
-    base = residual_base(model, tensors["lightgcn_embeddings"], f"{folder}/lightgcn_embeddings.safetensors")
-    return build_recommender(model, base, tables["user_map"], tables["item_map"], tables["items"], known, train)
+    bundle = read_bundle(folder)
+    known, train = known_and_train(bundle.interactions)
+    model = restore_gllm(bundle.glta_weights, bundle.backbone_embeddings)
+    base = residual_base(model, bundle.lightgcn_embeddings, f"{folder}/lightgcn_embeddings.safetensors")
+    return build_recommender(model, base, bundle.user_map, bundle.item_map, bundle.items, known, train)
 
 
-def _interactions(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(every known interaction, the training split); bundles logged before the split column stored
-    the two as ``known.parquet`` and ``train.parquet``."""
-    if not (folder / "interactions.parquet").exists() and (folder / "known.parquet").exists():
-        return pd.read_parquet(folder / "known.parquet"), pd.read_parquet(folder / "train.parquet")
-    interactions = pd.read_parquet(folder / "interactions.parquet")
+def known_and_train(interactions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(every known interaction, the training split) of a bundle's interactions."""
     train = interactions[interactions["split"] == "train"]
-    return interactions[COLUMNS], train[COLUMNS].reset_index(drop=True)
+    return interactions[COLUMNS].reset_index(drop=True), train[COLUMNS].reset_index(drop=True)

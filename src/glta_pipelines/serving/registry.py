@@ -38,7 +38,8 @@ SIGNATURE = ModelSignature(
     outputs=Schema([ColSpec(DataType.long, "request"), ColSpec(AnyType(), "user_id", required=False),
                     ColSpec(DataType.long, "rank"), ColSpec(DataType.string, "item_id"),
                     ColSpec(DataType.string, "title", required=False), ColSpec(DataType.double, "score"),
-                    ColSpec(DataType.string, "fallback"), ColSpec(AnyType(), "ignored_items")]),
+                    ColSpec(DataType.string, "fallback"), ColSpec(AnyType(), "ignored_items"),
+                    ColSpec(DataType.boolean, "added_by_text")]),
 )
 
 
@@ -83,38 +84,54 @@ def input_example(user_id: str, history: list[str]) -> pd.DataFrame:
 def log_recommender(tracking_uri: str, run_id: str, files: dict[str, Any], example: pd.DataFrame,
                     metadata: dict[str, Any]) -> mlflow.models.model.ModelInfo:
     """Log the recommender (from :func:`glta_pipelines.serving.bundle.save_bundle`'s arguments) into ``run_id``."""
-    from mlflow.models import Model
-
     from glta_pipelines.serving.bundle import save_bundle
 
-    mlflow.set_tracking_uri(tracking_uri)
     with tempfile.TemporaryDirectory() as tmp:
-        folder = save_bundle(Path(tmp) / "recommender", **files)
-        # What mlflow.pyfunc.log_model does, with the run given by id: no fluent run is resumed or
-        # ended, so a run joined from an orchestrator (MLFLOW_RUN_ID) stays open. The model is
-        # created in the run's experiment first (without an active run MLflow would use the default one).
-        experiment_id = mlflow.MlflowClient(tracking_uri).get_run(run_id).info.experiment_id
-        model = mlflow.initialize_logged_model(name=MODEL_NAME, source_run_id=run_id, experiment_id=experiment_id)
-        return Model.log(artifact_path=None, name=MODEL_NAME, flavor=mlflow.pyfunc, run_id=run_id, model_id=model.model_id,
-                         python_model=str(MODEL_CODE),
-                         artifacts={"recommender": str(folder)}, signature=SIGNATURE, input_example=example,
-                         pip_requirements=pip_requirements(), metadata=metadata, flavor_name="pyfunc.ModelFromCode")
+        return log_bundle(tracking_uri, run_id, save_bundle(Path(tmp) / "recommender", **files), example, metadata)
+
+
+def log_bundle(tracking_uri: str, run_id: str, folder: Path, example: pd.DataFrame,
+               metadata: dict[str, Any]) -> mlflow.models.model.ModelInfo:
+    """Log a bundle folder (:mod:`glta_pipelines.serving.bundle`) into ``run_id`` as the recommender model."""
+    from mlflow.models import Model
+
+    mlflow.set_tracking_uri(tracking_uri)
+    # What mlflow.pyfunc.log_model does, with the run given by id: no fluent run is resumed or
+    # ended, so a run joined from an orchestrator (MLFLOW_RUN_ID) stays open. The model is
+    # created in the run's experiment first (without an active run MLflow would use the default one).
+    experiment_id = mlflow.MlflowClient(tracking_uri).get_run(run_id).info.experiment_id
+    model = mlflow.initialize_logged_model(name=MODEL_NAME, source_run_id=run_id, experiment_id=experiment_id)
+    return Model.log(artifact_path=None, name=MODEL_NAME, flavor=mlflow.pyfunc, run_id=run_id, model_id=model.model_id,
+                     python_model=str(MODEL_CODE),
+                     artifacts={"recommender": str(folder)}, signature=SIGNATURE, input_example=example,
+                     pip_requirements=pip_requirements(), metadata=metadata, flavor_name="pyfunc.ModelFromCode")
 
 
 def register(tracking_uri: str, info: mlflow.models.model.ModelInfo, run_id: str, name: str, valid_recall: float,
              policy: str, description: str = "") -> tuple[str, str]:
     """Register the logged model as a new version of ``name``; returns (version, alias it got)."""
-    mlflow.set_tracking_uri(tracking_uri)  # the registry resolves ``models:/<model id>`` through the global store
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    client = _registry_client(tracking_uri)
+    version = register_version(tracking_uri, info, run_id, name, {SCORE_TAG: f"{valid_recall:.6f}"}, description)
+    alias = CHAMPION if promote(client, name, valid_recall, policy) else CHALLENGER
+    client.set_registered_model_alias(name, alias, version)
+    return version, alias
+
+
+def register_version(tracking_uri: str, info: mlflow.models.model.ModelInfo, run_id: str, name: str,
+                     tags: dict[str, str], description: str = "") -> str:
+    """A new version of ``name`` (created when missing) for the logged model; no alias is moved."""
+    client = _registry_client(tracking_uri)
     try:
         client.get_registered_model(name)
     except MlflowException:
         client.create_registered_model(name, description=description)
-    version = client.create_model_version(name, info.model_uri, run_id=run_id, model_id=info.model_id,
-                                          tags={SCORE_TAG: f"{valid_recall:.6f}"})
-    alias = CHAMPION if promote(client, name, valid_recall, policy) else CHALLENGER
-    client.set_registered_model_alias(name, alias, version.version)
-    return str(version.version), alias
+    version = client.create_model_version(name, info.model_uri, run_id=run_id, model_id=info.model_id, tags=tags)
+    return str(version.version)
+
+
+def _registry_client(tracking_uri: str) -> mlflow.MlflowClient:
+    mlflow.set_tracking_uri(tracking_uri)  # the registry resolves ``models:/<model id>`` through the global store
+    return mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
 def promote(client: mlflow.MlflowClient, name: str, valid_recall: float, policy: str) -> bool:
@@ -133,21 +150,35 @@ def model_uri(name: str, alias: str) -> str:
     return f"models:/{name}@{alias}"
 
 
-def load_registered(tracking_uri: str, name: str, alias: str):
+def load_registered(tracking_uri: str, name: str, alias: str, where: str = "recommend"):
     """The pyfunc of ``name@alias``; a missing model or alias fails naming both and what exists."""
+    _check_registered(tracking_uri, name, alias, where)
+    return mlflow.pyfunc.load_model(model_uri(name, alias))
+
+
+def download_registered(tracking_uri: str, name: str, alias: str, destination: Path, where: str) -> tuple[Path, str]:
+    """(the bundle folder of ``name@alias`` downloaded under ``destination``, its version)."""
+    version = _check_registered(tracking_uri, name, alias, where)
+    root = mlflow.artifacts.download_artifacts(artifact_uri=model_uri(name, alias), dst_path=str(destination))
+    return Path(root) / "artifacts" / "recommender", version
+
+
+def _check_registered(tracking_uri: str, name: str, alias: str, where: str) -> str:
+    """The version ``name@alias`` points at, or an error naming the parameters ``<where>.model_name``
+    and ``<where>.alias`` with what exists; sets the global tracking and registry URIs."""
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
     try:
         registered = client.get_registered_model(name)
     except MlflowException:
         names = [m.name for m in client.search_registered_models(max_results=50)]
-        raise InputError("parameter recommend.model_name", repr(name),
+        raise InputError(f"parameter {where}.model_name", repr(name),
                          f"a registered model in {tracking_uri} (found {names or 'none'}: run `make run` first)") from None
     if alias not in registered.aliases:
-        raise InputError("parameter recommend.alias", repr(alias),
+        raise InputError(f"parameter {where}.alias", repr(alias),
                          f"an alias of {name} (found {sorted(registered.aliases) or 'none'})")
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
-    return mlflow.pyfunc.load_model(model_uri(name, alias))
+    return str(registered.aliases[alias])
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,9 @@ Map of the package:
   text encoders (MiniLM, the LLM, the LLM with random weights) live in ``core/llm/text_encoder.py``.
 - ``mapper.py``: content -> LightGCN item space on warm items (:func:`fit_mapper`, MSE plus
   InfoNCE), and text-kNN (:func:`knn_embeddings`).
+- ``new_items.py``: items added to a trained model by their text (the ``add_items`` pipeline):
+  the table a user hands in, checked row by row (:func:`check_new_items`), and a model's
+  item-sized tensors grown by mapped rows (:func:`extend_items`).
 
 The methods built on them (one per encoder, each compared with the popularity fallback and with
 the other encoders) are entries of the method registry (``core/models/registry.py``).

@@ -56,6 +56,9 @@ class GLLM(nn.Module):
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
         self.item_bias = nn.Parameter(torch.zeros(graph_item.shape[0]))
+        # The first rows that a blend's per-user standardisation is measured on: None, every item; a
+        # catalogue grown by items added by text keeps the trained items' (their order cannot move).
+        self.standardise_over: int | None = None
         self.graph_scale = nn.Parameter(torch.ones(()))
         if config.blend_grid:  # chosen on validation after training; -1: not yet (the GLLM scores alone)
             self.register_buffer("blend_weight", torch.tensor(-1.0))
@@ -146,13 +149,15 @@ class GLLM(nn.Module):
         rows = base_user[users.to(correction.device)] if base_users is None else base_users.to(correction.device)
         graph = rows @ base_item.T
         if blending:
-            return zscore(graph) + self.blend_weight * zscore(correction)
+            return zscore(graph, self.standardise_over) + self.blend_weight * zscore(correction, self.standardise_over)
         return self.graph_scale * graph + correction
 
 
-def zscore(scores: torch.Tensor) -> torch.Tensor:
-    """Each row's scores standardised (mean 0, sd 1), so two scorers of different scales can be blended."""
-    return (scores - scores.mean(1, keepdim=True)) / scores.std(1, keepdim=True).clamp(min=1e-8)
+def zscore(scores: torch.Tensor, columns: int | None = None) -> torch.Tensor:
+    """Each row's scores standardised (mean 0, sd 1, measured on the first ``columns``; all by
+    default), so two scorers of different scales can be blended."""
+    measured = scores if columns is None else scores[:, :columns]
+    return (scores - measured.mean(1, keepdim=True)) / measured.std(1, keepdim=True).clamp(min=1e-8)
 
 
 def graph_shape(embeddings: Mapping[str, torch.Tensor], where: str) -> dict[str, int]:

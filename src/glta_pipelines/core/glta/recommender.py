@@ -10,6 +10,9 @@ pipeline). A request is a mapping:
   appear in the answer. ``k`` defaults to 10; a request whose exclusions leave fewer than ``k``
   items gets fewer rows (none when nothing is left).
 
+Every answer row says whether its item was ``added_by_text`` (placed from its text after
+training, by the ``add_items`` pipeline) rather than learned from interactions.
+
 Ids are the source data's own ids; ``7``, ``7.0`` and ``"7"`` name the same id. Unknown item ids
 in a history or in ``exclude`` are ignored and listed in the answer's ``ignored_items``; a
 history with no known item gets the most popular items, flagged ``fallback: popularity``.
@@ -44,7 +47,7 @@ from glta_pipelines.core.models.lightgcn import fold_in_map  # noqa: F401  (the 
 
 DEFAULT_K = 10
 FIELDS = ("user_id", "history", "k", "exclude")
-ANSWER_COLUMNS = ["request", "user_id", "rank", "item_id", "title", "score", "fallback", "ignored_items"]
+ANSWER_COLUMNS = ["request", "user_id", "rank", "item_id", "title", "score", "fallback", "ignored_items", "added_by_text"]
 
 
 class RequestError(InputError):
@@ -108,12 +111,14 @@ class Recommender:
 
     def __init__(self, model: GLLM, base: Base, user_ids: Sequence[str], item_ids: Sequence[str],
                  titles: Sequence[str | None], known: list[np.ndarray], fit_histories: list[np.ndarray],
-                 popularity: np.ndarray) -> None:
+                 popularity: np.ndarray, added: Sequence[bool] | None = None) -> None:
         self.model, self.base = model.eval(), base
         self.user_ids, self.item_ids = [str(u) for u in user_ids], [str(i) for i in item_ids]
         self.user_index = {u: i for i, u in enumerate(self.user_ids)}
         self.item_index = {item: i for i, item in enumerate(self.item_ids)}
         self.titles = list(titles)
+        # items placed from their text after training (the add_items pipeline): flagged in every answer
+        self.added = np.zeros(len(self.item_ids), dtype=bool) if added is None else np.asarray(added, dtype=bool)
         self.known = known
         self.popularity = np.asarray(popularity, dtype=np.float64)
         self.fold_graph = fold_in_map(model.graph_item.cpu(), model.graph_user.cpu(), fit_histories)
@@ -225,6 +230,7 @@ class Recommender:
                 "score": top.values.numpy().astype(np.float64),
                 "fallback": "" if r.row in scores else "popularity",
                 "ignored_items": [list(r.ignored)] * len(items),
+                "added_by_text": self.added[items],
             }))
         if not frames:
             return pd.DataFrame(columns=ANSWER_COLUMNS)
@@ -240,10 +246,15 @@ def build_recommender(model: GLLM, base: Base, user_map: pd.DataFrame, item_map:
     item_order = item_map.sort_values("item_idx")
     titles = item_order[["item_id"]].astype(str).merge(
         items[["item_id", "title"]].astype({"item_id": str}), on="item_id", how="left")["title"]
+    added = None
+    if "added_by_text" in items.columns:
+        flags = items[["item_id", "added_by_text"]].astype({"item_id": str})
+        added = item_order[["item_id"]].astype(str).merge(flags, on="item_id", how="left")["added_by_text"]
+        added = added.fillna(False).astype(bool).to_numpy()
     popularity = np.bincount(train["item_idx"].to_numpy(), minlength=n_items)
     return Recommender(model, base, user_ids, item_order["item_id"].astype(str).tolist(),
                        [None if pd.isna(t) else str(t) for t in titles], user_histories(known, n_users),
-                       user_histories(train, n_users), popularity)
+                       user_histories(train, n_users), popularity, added)
 
 
 def requests_from_table(table: pd.DataFrame, where: str, default_k: int = DEFAULT_K) -> list[dict[str, Any]]:

@@ -189,6 +189,11 @@ def glta_state_artifact(state: dict[str, torch.Tensor], config: GLLMConfig, llm:
         "graph": graph_shape(backbone, "GLLM graph embeddings")})
 
 
+# Weights config key: how many of the first items the model was trained with, when items were added
+# after training (``serving/catalogue.py``); absent: all of them.
+TRAINED_ITEMS = "trained_items"
+
+
 def restore_gllm(weights: Mapping[str, torch.Tensor], backbone_embeddings: Mapping[str, torch.Tensor],
                  where: str = WEIGHTS_WHERE) -> GLLM:
     """A trained GLTA model, ready to score, from its weights artifact and the backbone graph embeddings.
@@ -207,6 +212,7 @@ def restore_gllm(weights: Mapping[str, torch.Tensor], backbone_embeddings: Mappi
             from_dict(LLMConfig, _section(config, "llm", where), f"{where} config llm"))
         model = build_gllm(llm, tokenizer, spec.build(), backbone_embeddings["user"], backbone_embeddings["item"], gllm)
     load_trainable_state(model, weights, where)
+    model.standardise_over = config.get(TRAINED_ITEMS)  # set when items were added by text after training
     return model.eval()
 
 
