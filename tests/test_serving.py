@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import urllib.error
 import urllib.request
@@ -20,20 +21,28 @@ pytestmark = pytest.mark.slow
 MODEL = "glta-movielens-100k"
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, full_template, tiny_llm_dir):
-    """A project copy after one `kedro run --env test --pipelines=full` (the session's template run,
-    copied): (project, its MLflow run)."""
+@contextlib.contextmanager
+def _template_copy(folder: Path, full_template: Path, tiny_llm_dir: Path):
+    """A project copy in ``folder`` holding the session's template `full` run, entered (working
+    directory, test LLM, Kedro project bootstrapped)."""
     from kedro.framework.startup import bootstrap_project
 
     from tests.sessions import clone_state, new_project
 
-    project = new_project(tmp_path_factory.mktemp("serving_project"))
+    project = new_project(folder)
     clone_state(full_template, project)
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(project)
         patch.setenv("GLTA_TEST_LLM", str(tiny_llm_dir))
         bootstrap_project(project)
+        yield project
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, full_template, tiny_llm_dir):
+    """A project copy after one `kedro run --env test --pipelines=full` (the session's template run,
+    copied): (project, its MLflow run)."""
+    with _template_copy(tmp_path_factory.mktemp("serving_project"), full_template, tiny_llm_dir) as project:
         yield project, runs(project)[1][0]
 
 
@@ -199,17 +208,8 @@ def _latest(project: Path, path: str) -> pd.DataFrame:
 def trained_longer(tmp_path_factory, full_template, tiny_llm_dir):
     """A copy of the template project after a second `full` run whose LightGCN trains 40 epochs (the
     test environment's 4 leave item embeddings near their random start, where no text can place an
-    item): (project, its champion version, the second run's registered model)."""
-    from kedro.framework.startup import bootstrap_project
-
-    from tests.sessions import clone_state, new_project
-
-    project = new_project(tmp_path_factory.mktemp("add_items_project"))
-    clone_state(full_template, project)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(project)
-        patch.setenv("GLTA_TEST_LLM", str(tiny_llm_dir))
-        bootstrap_project(project)
+    item); the second run's version is champion."""
+    with _template_copy(tmp_path_factory.mktemp("add_items_project"), full_template, tiny_llm_dir) as project:
         run(project, {"pretrain_gnn": {"lightgcn": {"max_epochs": 40, "patience": 40}},
                       "registry": {"champion": "always"}})
         yield project

@@ -129,6 +129,13 @@ def epoch_logger(prefix: str) -> Callable[[int, dict[str, float]], None]:
     return lambda epoch, metrics: log_metrics(metrics, step=epoch, prefix=f"{prefix}.")
 
 
+def log_history(prefix: str, rows: list[Mapping[str, float]]) -> None:
+    """A finished training's per-epoch rows (each with its ``epoch``) logged as :func:`epoch_logger` would."""
+    log_epoch = epoch_logger(prefix)
+    for row in rows:
+        log_epoch(int(row["epoch"]), {key: value for key, value in row.items() if key != "epoch"})
+
+
 METRICS_TABLE, COMPARISON = "evaluate.metrics", "evaluate.comparison"
 
 

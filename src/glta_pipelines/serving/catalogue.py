@@ -43,14 +43,10 @@ def catalogue_texts(bundle: Bundle, new_items: pd.DataFrame) -> list[str]:
 
 
 def trained_mask(bundle: Bundle) -> torch.Tensor:
-    """The bundle's items that training saw (not added by text earlier): what a mapper learns from."""
+    """The bundle's items that training saw: what a mapper learns from (an item added by text earlier
+    has no interaction, so it is never among them)."""
     interactions = bundle.interactions
-    seen = trained_items(interactions[interactions["split"] == "train"], len(bundle.item_map))
-    if ADDED in bundle.items.columns:
-        flags = bundle.item_map.astype({"item_id": str}).merge(
-            bundle.items[["item_id", ADDED]].astype({"item_id": str}), on="item_id", how="left").sort_values("item_idx")
-        seen &= ~flags[ADDED].fillna(False).astype(bool).to_numpy()
-    return torch.from_numpy(seen)
+    return torch.from_numpy(trained_items(interactions[interactions["split"] == "train"], len(bundle.item_map)))
 
 
 def add_to_bundle(bundle: Bundle, new_items: pd.DataFrame, content: torch.Tensor, mapper: MapperConfig,

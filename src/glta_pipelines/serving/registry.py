@@ -110,22 +110,24 @@ def log_bundle(tracking_uri: str, run_id: str, folder: Path, example: pd.DataFra
 def register(tracking_uri: str, info: mlflow.models.model.ModelInfo, run_id: str, name: str, valid_recall: float,
              policy: str, description: str = "") -> tuple[str, str]:
     """Register the logged model as a new version of ``name``; returns (version, alias it got)."""
-    client = _registry_client(tracking_uri)
     version = register_version(tracking_uri, info, run_id, name, {SCORE_TAG: f"{valid_recall:.6f}"}, description)
+    client = _registry_client(tracking_uri)
     alias = CHAMPION if promote(client, name, valid_recall, policy) else CHALLENGER
     client.set_registered_model_alias(name, alias, version)
     return version, alias
 
 
 def register_version(tracking_uri: str, info: mlflow.models.model.ModelInfo, run_id: str, name: str,
-                     tags: dict[str, str], description: str = "") -> str:
-    """A new version of ``name`` (created when missing) for the logged model; no alias is moved."""
+                     tags: dict[str, str], description: str = "", alias: str | None = None) -> str:
+    """A new version of ``name`` (created when missing) for the logged model, given ``alias`` if any."""
     client = _registry_client(tracking_uri)
     try:
         client.get_registered_model(name)
     except MlflowException:
         client.create_registered_model(name, description=description)
     version = client.create_model_version(name, info.model_uri, run_id=run_id, model_id=info.model_id, tags=tags)
+    if alias:
+        client.set_registered_model_alias(name, alias, version.version)
     return str(version.version)
 
 

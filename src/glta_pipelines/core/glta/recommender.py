@@ -244,13 +244,12 @@ def build_recommender(model: GLLM, base: Base, user_map: pd.DataFrame, item_map:
     n_users, n_items = len(user_map), len(item_map)
     user_ids = user_map.sort_values("user_idx")["user_id"].astype(str).tolist()
     item_order = item_map.sort_values("item_idx")
-    titles = item_order[["item_id"]].astype(str).merge(
-        items[["item_id", "title"]].astype({"item_id": str}), on="item_id", how="left")["title"]
-    added = None
-    if "added_by_text" in items.columns:
-        flags = items[["item_id", "added_by_text"]].astype({"item_id": str})
-        added = item_order[["item_id"]].astype(str).merge(flags, on="item_id", how="left")["added_by_text"]
-        added = added.fillna(False).astype(bool).to_numpy()
+    # the items' titles and flags in item_idx order (models logged before the flag have none)
+    described = item_order[["item_id"]].astype(str).merge(
+        items[["item_id", "title", *(["added_by_text"] if "added_by_text" in items.columns else [])]].astype(
+            {"item_id": str}), on="item_id", how="left")
+    titles = described["title"]
+    added = described["added_by_text"].fillna(False).astype(bool).to_numpy() if "added_by_text" in described else None
     popularity = np.bincount(train["item_idx"].to_numpy(), minlength=n_items)
     return Recommender(model, base, user_ids, item_order["item_id"].astype(str).tolist(),
                        [None if pd.isna(t) else str(t) for t in titles], user_histories(known, n_users),

@@ -7,7 +7,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import pandas as pd
 
 from glta_pipelines.core.cold_start.mapper import MapperConfig
@@ -17,7 +16,7 @@ from glta_pipelines.core.data.sources.text import ItemTextConfig
 from glta_pipelines.core.errors import InputError
 from glta_pipelines.core.llm.backbone import LLMConfig
 from glta_pipelines.core.llm.text_encoder import TextEncoderConfig, encode_texts
-from glta_pipelines.framework.tracking import client, current_run, epoch_logger, log_metrics
+from glta_pipelines.framework.tracking import client, current_run, log_history, log_metrics
 from glta_pipelines.serving.bundle import read_bundle, write_bundle
 from glta_pipelines.serving.catalogue import add_to_bundle, catalogue_texts, check_extendable
 from glta_pipelines.serving.registry import download_registered, input_example, log_bundle, register_version
@@ -63,9 +62,7 @@ def add_items(new_items: pd.DataFrame, add_items: dict[str, Any], dataset: dict[
         content = encode_texts(catalogue_texts(bundle, new), settings, llm_config)
         extended, added, losses = add_to_bundle(bundle, new, content, mapper_config, config.nearest)
         for table, epochs in {id(e): (t, e) for t, e in losses.items()}.values():  # a shared mapper once
-            log_epoch = epoch_logger(f"add_items.{table}_mapper")
-            for row in epochs:
-                log_epoch(row["epoch"], {"train_loss": row["train_loss"], "held_out_loss": row["held_out_loss"]})
+            log_history(f"add_items.{table}_mapper", epochs)
         first_user = str(extended.user_map.sort_values("user_idx")["user_id"].iloc[0])
         info = log_bundle(run["tracking_uri"], run["run_id"], write_bundle(Path(tmp) / "recommender", extended),
                           input_example(first_user, new["item_id"].astype(str).head(3).tolist()),
@@ -73,9 +70,7 @@ def add_items(new_items: pd.DataFrame, add_items: dict[str, Any], dataset: dict[
                            "added_items": len(new)})
     version = register_version(run["tracking_uri"], info, run["run_id"], name,
                                {"source_version": source_version, "added_items": str(len(new)),
-                                "encoder": config.encoder})
-    mlflow.MlflowClient(run["tracking_uri"], registry_uri=run["tracking_uri"]).set_registered_model_alias(
-        name, config.alias, version)
+                                "encoder": config.encoder}, alias=config.alias)
     client(run["tracking_uri"]).set_tag(run["run_id"], "registered_model", f"{name}/{version}@{config.alias}")
     log_metrics({"n_added": len(new), "n_items": len(extended.item_map)}, prefix="add_items.")
     log.info("Added %d items by their text to %s version %s: registered as version %s (%s)", len(new), name,

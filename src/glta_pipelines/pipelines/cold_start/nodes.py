@@ -25,7 +25,7 @@ from glta_pipelines.core.data.interactions import trained_items
 from glta_pipelines.core.llm.backbone import LLMConfig
 from glta_pipelines.core.llm.text_encoder import TextEncoderConfig, encode_texts, item_texts
 from glta_pipelines.core.models.registry import METHODS
-from glta_pipelines.framework.tracking import epoch_logger
+from glta_pipelines.framework.tracking import log_history
 
 Embeddings = dict[str, torch.Tensor]
 
@@ -74,8 +74,6 @@ def place_cold_items(method: str, content: TensorArtifact, lightgcn_embeddings: 
     else:
         config = config_from_params(MapperConfig, mapper, "cold_start.mapper")
         placed, epochs = fit_mapper(content["item"], item, warm, config)
-        log_epoch = epoch_logger(method)
-        for row in epochs:
-            log_epoch(row["epoch"], {"train_loss": row["train_loss"], "held_out_loss": row["held_out_loss"]})
+        log_history(method, epochs)
         history = pd.DataFrame(epochs, columns=["epoch", "train_loss", "held_out_loss"])
     return {"user": lightgcn_embeddings["user"].clone(), "item": placed}, history
