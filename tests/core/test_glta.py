@@ -192,6 +192,8 @@ def test_weights_artifact_alone_rebuilds_the_trainedtiny_gllm(tiny, graph, tiny_
     model = _perturbed(tiny_gllm(tiny, graph, **overrides))
     weights = _through_catalog(glta_artifact(model, tiny_llm_config), tmp_path, "gllm")
     assert weights.config["kind"] == "glta" and weights.config["llm"]["model"] == tiny_llm_config.model
+    assert weights.config["llm"]["dtype"] == "float32"  # resolved: evaluation and serving load what trained
+    assert "cache_dir" not in weights.config["llm"]  # a folder of the training machine: not the model's
     assert weights.config["graph"] == {"n_users": users.shape[0], "n_items": items.shape[0], "embedding_dim": 8}
     assert weights.config["item_projector"] == {"kind": "linear", "d_in": 8, "d_out": 32, "hidden": 1024}
     restored = restore_gllm(weights, {"user": users, "item": items})

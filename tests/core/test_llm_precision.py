@@ -10,7 +10,7 @@ from torch import nn
 from glta_pipelines.core import devices
 from glta_pipelines.core.errors import InputError
 from glta_pipelines.core.glta import GLLMConfig
-from glta_pipelines.core.llm.backbone import LLMConfig, llm_precision, load_llm
+from glta_pipelines.core.llm.backbone import LLMConfig, llm_precision, load_llm, loading_config, use_run_cache_dir
 from glta_pipelines.core.llm.quantize import Int8Linear, quantize_int8
 
 
@@ -61,6 +61,37 @@ def test_bad_quantize_is_named_and_training_gets_the_unquantised_model():
     assert LLMConfig(quantize="int8").for_training().quantize == "none"
     assert not GLLMConfig().trains_through_llm()  # the default caches states: int8 applies
     assert GLLMConfig(epochs=2).trains_through_llm()
+
+
+def test_a_trained_model_keeps_its_precision_where_it_is_served_unless_the_environment_says_otherwise(
+        monkeypatch, caplog):
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: True)
+    recorded = LLMConfig(device="cpu", cache_dir="/training/machine/llm").recorded()
+    assert recorded["dtype"] == "bfloat16"  # auto, as it resolved in training
+    assert "cache_dir" not in recorded  # no folder of the training machine travels with the model
+    assert LLMConfig(device="cpu", dtype="float32").recorded()["dtype"] == "float32"
+    trained = LLMConfig(**recorded)
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: False)  # served on a CPU without native bfloat16
+    with caplog.at_level("WARNING"):
+        assert loading_config(trained, {}).dtype == "bfloat16"  # the trained precision, not this CPU's auto
+    assert "GLTA_LLM_DTYPE=float32" in caplog.text  # ... with the way out named
+    assert loading_config(trained, {"GLTA_LLM_DTYPE": "float32"}).torch_dtype() == torch.float32
+    assert loading_config(trained, {"GLTA_LLM_QUANTIZE": "int8"}).quantize == "int8"
+    with pytest.raises(InputError, match=r"environment variable GLTA_LLM_DTYPE.*'fp8'.*auto or float32"):
+        loading_config(trained, {"GLTA_LLM_DTYPE": "fp8"})
+
+
+def test_a_loaded_model_finds_its_llm_in_this_machines_cache_folder(tmp_path):
+    trained = LLMConfig(cache_dir="/training/machine/llm")
+    assert loading_config(trained, {"GLTA_LLM_CACHE_DIR": str(tmp_path)}).cache_dir == str(tmp_path)
+    assert loading_config(trained, {"XDG_CACHE_HOME": "/x"}).cache_dir == "/x/glta-pipelines/llm"
+    assert loading_config(trained, {}).cache_dir == str(Path.home() / ".cache/glta-pipelines/llm")
+    use_run_cache_dir(str(tmp_path / "project_llm"))  # inside a pipeline run: the run's llm.cache_dir
+    try:
+        assert loading_config(trained, {"GLTA_LLM_CACHE_DIR": "/elsewhere"}).cache_dir == str(tmp_path / "project_llm")
+    finally:
+        use_run_cache_dir(None)
+    assert loading_config(trained, {"GLTA_LLM_CACHE_DIR": "/elsewhere"}).cache_dir == "/elsewhere"
 
 
 def test_an_int8_llm_gives_hidden_states_close_to_float32(tiny_llm_dir):

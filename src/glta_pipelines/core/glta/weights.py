@@ -26,7 +26,7 @@ from glta_pipelines.core.errors import InputError
 from glta_pipelines.core.glta.configuration import AlignConfig, GLLMConfig, LoraSettings, from_dict, to_dict
 from glta_pipelines.core.glta.model import GLLM, describe_graph, graph_shape
 from glta_pipelines.core.glta.projector import Projector, ProjectorSpec
-from glta_pipelines.core.llm.backbone import LLMConfig, load_llm
+from glta_pipelines.core.llm.backbone import LLMConfig, load_llm, loading_config
 
 LORA_PREFIX = "lora::"  # LoRA weights in a flat GLTA state, keyed as peft's get_peft_model_state_dict names them
 PROJECTOR_KIND, GLTA_KIND = "item_projector", "glta"
@@ -183,9 +183,11 @@ def glta_artifact(model: GLLM, llm: LLMConfig) -> TensorArtifact:
 def glta_state_artifact(state: dict[str, torch.Tensor], config: GLLMConfig, llm: LLMConfig, projector: ProjectorSpec,
                         backbone: Mapping[str, torch.Tensor]) -> TensorArtifact:
     """:func:`glta_artifact` of a trained state (:func:`trainable_state`) that came without its model
-    (from a data-parallel run's rank 0); ``backbone``: the graph embeddings it was trained on."""
+    (from a data-parallel run's rank 0); ``backbone``: the graph embeddings it was trained on. The LLM
+    is recorded with its dtype resolved and without the training machine's cache folder
+    (:meth:`LLMConfig.recorded`)."""
     return TensorArtifact(state, {
-        "kind": GLTA_KIND, "gllm": to_dict(config), "llm": to_dict(llm), "item_projector": projector.to_dict(),
+        "kind": GLTA_KIND, "gllm": to_dict(config), "llm": llm.recorded(), "item_projector": projector.to_dict(),
         "graph": graph_shape(backbone, "GLLM graph embeddings")})
 
 
@@ -200,7 +202,9 @@ def restore_gllm(weights: Mapping[str, torch.Tensor], backbone_embeddings: Mappi
 
     Settings, projector kind and LLM come from the artifact's config, so the run's current
     parameters cannot rebuild a model other than the one trained. The LLM is loaded (once per
-    process) by ``load_llm``. Pass the residual base to ``logits``/``make_scorer`` (evaluation
+    process) by ``load_llm`` in the precision recorded at training (``auto`` resolved there), unless
+    ``GLTA_LLM_DTYPE`` / ``GLTA_LLM_QUANTIZE`` say otherwise, from this machine's cache folder
+    (:func:`~glta_pipelines.core.llm.backbone.loading_config`). Pass the residual base to ``logits``/``make_scorer`` (evaluation
     uses LightGCN on all of train, see :func:`~glta_pipelines.core.glta.model.residual_base`).
     """
     config = require_config(weights, GLTA_KIND, where)
@@ -208,8 +212,8 @@ def restore_gllm(weights: Mapping[str, torch.Tensor], backbone_embeddings: Mappi
     _check_graph(_section(config, "graph", where), backbone_embeddings, where)
     spec = ProjectorSpec.from_dict(_section(config, "item_projector", where), f"{where} config item_projector")
     with torch.random.fork_rng(devices=[]):  # fresh modules are overwritten by the weights: leave the caller's RNG
-        llm, tokenizer = (None, None) if gllm.encoder == "mean" else load_llm(
-            from_dict(LLMConfig, _section(config, "llm", where), f"{where} config llm"))
+        llm, tokenizer = (None, None) if gllm.encoder == "mean" else load_llm(loading_config(
+            from_dict(LLMConfig, _section(config, "llm", where), f"{where} config llm")))
         model = build_gllm(llm, tokenizer, spec.build(), backbone_embeddings["user"], backbone_embeddings["item"], gllm)
     load_trainable_state(model, weights, where)
     model.standardise_over = config.get(TRAINED_ITEMS)  # set when items were added by text after training

@@ -19,8 +19,10 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -57,7 +59,7 @@ class LLMConfig:
     def validate(self) -> None:
         if self.num_layers is not None and self.num_layers < 1:
             raise InputError("parameter llm.num_layers", self.num_layers, "a positive number of layers, or null (all)")
-        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
+        if self.dtype not in DTYPES:
             raise InputError("parameter llm.dtype", repr(self.dtype), "auto, float32, bfloat16 or float16")
         if self.quantize not in ("none", "int8"):
             raise InputError("parameter llm.quantize", repr(self.quantize), "none or int8")
@@ -82,6 +84,70 @@ class LLMConfig:
     def for_training(self) -> LLMConfig:
         """The same LLM for passes that train through it: int8 kernels have no backward."""
         return replace(self, quantize="none")
+
+    def recorded(self) -> dict[str, Any]:
+        """What a trained model records of its LLM: ``dtype: auto`` resolved to the dtype it trained in
+        (so evaluation and serving load that precision), and no ``cache_dir``: where converted LLMs
+        are kept belongs to the machine that loads the model (:func:`loading_config`)."""
+        resolved = asdict(replace(self, dtype=str(self.torch_dtype()).removeprefix("torch.")))
+        return {key: value for key, value in resolved.items() if key != "cache_dir"}
+
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+# Environment variables of a process that loads a trained model (a server, a notebook): the
+# precision to load its LLM in, when not the one it was trained in (e.g. a model trained in
+# bfloat16 on a GPU, served on a CPU without native bfloat16), and where converted LLMs are kept.
+PRECISION_OVERRIDES = {"dtype": ("GLTA_LLM_DTYPE", DTYPES), "quantize": ("GLTA_LLM_QUANTIZE", ("none", "int8"))}
+CACHE_DIR_ENV = "GLTA_LLM_CACHE_DIR"
+_run_cache_dir: str | None = None  # the running pipeline's llm.cache_dir (set by the project's hook)
+
+
+def use_run_cache_dir(path: str | None) -> None:
+    """Make ``path`` (a pipeline run's or ``kedro serve``'s project ``llm.cache_dir``) where this
+    process loads trained models' LLMs from, until called with None: a project converts the bundled
+    LLM once, for every stage and server."""
+    global _run_cache_dir
+    _run_cache_dir = None if path is None else str(path)
+
+
+def machine_cache_dir(environ: Mapping[str, str] | None = None) -> str:
+    """Where a trained model's LLM is converted and kept on this machine: the project's
+    ``llm.cache_dir`` in a pipeline run or ``kedro serve``, else ``GLTA_LLM_CACHE_DIR``, else the user cache
+    (``$XDG_CACHE_HOME/glta-pipelines/llm``, by default ``~/.cache/glta-pipelines/llm``)."""
+    environ = os.environ if environ is None else environ
+    if _run_cache_dir:
+        return _run_cache_dir
+    if environ.get(CACHE_DIR_ENV, "").strip():
+        return environ[CACHE_DIR_ENV].strip()
+    cache_home = environ.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
+    return str(Path(cache_home) / "glta-pipelines" / "llm")
+
+
+def loading_config(recorded: LLMConfig, environ: Mapping[str, str] | None = None) -> LLMConfig:
+    """The LLM config to load a trained model's LLM with, here: the recorded model, precision and
+    layers; the precision the environment asks for (:data:`PRECISION_OVERRIDES`), if any; and this
+    machine's cache folder (:func:`machine_cache_dir`), never the one of the machine that trained it.
+
+    Warns when the result is bfloat16 on a CPU without native bfloat16 (there it runs many times
+    slower than float32), naming the variable that loads it in float32.
+    """
+    environ = os.environ if environ is None else environ
+    changes = {}
+    for field_name, (variable, allowed) in PRECISION_OVERRIDES.items():
+        value = environ.get(variable, "").strip()
+        if value:
+            if value not in allowed:
+                raise InputError(f"environment variable {variable}", repr(value[:40]), " or ".join(allowed))
+            changes[field_name] = value
+    if changes:
+        log.info("LLM precision from the environment: %s (the model was trained with dtype %s, quantize %s)",
+                 ", ".join(f"{k} {v}" for k, v in changes.items()), recorded.dtype, recorded.quantize)
+    config = replace(recorded, **changes, cache_dir=machine_cache_dir(environ))
+    device = config.torch_device()
+    if config.torch_dtype() == torch.bfloat16 and device.type == "cpu" and auto_dtype(device) != torch.bfloat16:
+        log.warning("The LLM loads in bfloat16 on a CPU without native bfloat16, where it runs many times slower "
+                    "than float32: set %s=float32 to load it in float32", PRECISION_OVERRIDES["dtype"][0])
+    return config
 
 
 def llm_precision(params: dict | None) -> str:

@@ -8,11 +8,14 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
+from glta_pipelines.core.llm.backbone import use_run_cache_dir
+
 log = logging.getLogger(__name__)
 
 
 class ProjectPathsHook:
-    """Relative folder parameters resolve against the project root, as the catalog's paths and mlflow.db do.
+    """Relative folder parameters resolve against the project root, as the catalog's paths and mlflow.db do;
+    the run's ``llm.cache_dir`` is also where trained models loaded during the run find their LLM.
 
     Otherwise ``kedro run`` from a subfolder (or a session created from elsewhere) would convert the
     LLM again and keep GLLM checkpoints in another ``data/``.
@@ -37,6 +40,19 @@ class ProjectPathsHook:
                 resolved = self._resolved(key, value)
                 if resolved != value:
                     dataset.save(resolved)
+        # every trained model this run loads (evaluate, recommend, add_items) finds its LLM where
+        # the run keeps it, whether or not the pipeline reads the llm parameters itself
+        llm = catalog["params:llm"].load() if "params:llm" in catalog else None
+        cache_dir = llm.get("cache_dir") if isinstance(llm, dict) else None
+        use_run_cache_dir(self._absolute(cache_dir) if isinstance(cache_dir, str) else None)
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        use_run_cache_dir(None)
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        use_run_cache_dir(None)
 
     def _resolved(self, key: str, value: Any) -> Any:
         """``value`` of parameter ``key`` with the path parameters at or under it made absolute."""
