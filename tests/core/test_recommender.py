@@ -1,5 +1,7 @@
 """The request contract of ``core.recommender``: known users, new users, exclusions, bad requests."""
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,6 +11,7 @@ from glta_pipelines.core.errors import InputError
 from glta_pipelines.core.glta import GLLMConfig, Projector, build_gllm, token_norm
 from glta_pipelines.core.glta.recommender import (
     RequestError,
+    RequestLimits,
     build_recommender,
     fold_in_map,
     normalise_id,
@@ -134,3 +137,51 @@ def test_a_requests_table_reads_csv_lists_and_empty_cells():
         {"user_id": "7", "k": 5}, {"history": ["50", "172", "181"], "k": 10}, {"history": [1, 2], "k": 3}]
     with pytest.raises(InputError, match="recommend.requests columns"):
         requests_from_table(pd.DataFrame({"user": [1]}), "recommend.requests")
+
+
+def test_hostile_values_get_short_clear_errors(recommender):
+    """What a careless or hostile client may send: each a RequestError naming the field, no other
+    exception, and no echo longer than a line."""
+    deep = []
+    for _ in range(3000):
+        deep = [deep]
+    cases = [({"user_id": "u1", "k": 10 ** 400}, "k"), ({"user_id": "u1", "k": float("inf")}, "k"),
+             ({"user_id": "u1", "k": True}, "k"), ({"user_id": "x" * 1_000_000}, "user_id"),
+             ({"user_id": ["u1"]}, "user_id"), ({"history": [deep]}, "history[0]"),
+             ({"history": ["i1", {"id": "i2"}]}, "history[1]")]
+    for request_, field in cases:
+        with pytest.raises(RequestError) as error:
+            recommender.recommend([request_])
+        assert f"field '{field}'" in str(error.value) and len(str(error.value)) < 400, str(error.value)[:500]
+
+
+def test_requests_over_the_limits_are_refused_naming_the_limit(recommender):
+    limits = RequestLimits(max_rows=3, max_k=5, max_history=4, max_exclude=2, max_ignored_listed=2)
+    limited = copy.copy(recommender)
+    limited.limits = limits
+    with pytest.raises(InputError, match=r"request: found 4 rows.*at most 3 rows per call.*max_rows"):
+        limited.recommend([{"user_id": "u1"}] * 4)
+    for request_, field, limit in (({"user_id": "u1", "k": 6}, "k", "max_k"),
+                                   ({"history": ["i1"] * 5}, "history", "max_history"),
+                                   ({"user_id": "u1", "exclude": ["i1"] * 3}, "exclude", "max_exclude")):
+        with pytest.raises(RequestError, match=rf"field '{field}'.*{limit}"):
+            limited.recommend([request_])
+    assert len(limited.recommend([{"user_id": "u1"}])) == 5  # the default k, within max_k
+    # unknown ids: all counted on every row, the first few listed once, on the request's first row
+    answer = limited.recommend([{"history": ["i1", "a", "b", "c"], "k": 3}])
+    assert list(answer["ignored_count"]) == [3, 3, 3]
+    assert answer["ignored_items"].tolist() == [["a", "b"], [], []]
+
+
+def test_a_chunk_of_a_longer_table_names_the_tables_row(recommender):
+    with pytest.raises(RequestError, match=r"^request 102, field 'k'"):
+        recommender.parse([{"user_id": "u1", "k": 3}, {"user_id": "u1", "k": 3}, {"user_id": "u1", "k": "x"}],
+                          row_offset=100)
+    answer = recommender.recommend([{"user_id": "u1", "k": 2}], row_offset=7)
+    assert set(answer["request"]) == {7}
+
+
+def test_a_csv_column_with_one_bad_k_blames_that_row():
+    table = pd.DataFrame({"user_id": ["1", "2", "3"], "k": ["5", "ten", "7"]})  # as read_csv gives it
+    requests = requests_from_table(table, "requests.csv")
+    assert [r["k"] for r in requests] == [5, "ten", 7]

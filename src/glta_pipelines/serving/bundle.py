@@ -8,7 +8,8 @@ message when it is missing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -16,13 +17,15 @@ import torch
 
 from glta_pipelines.core.artifacts import TensorArtifact
 from glta_pipelines.core.glta import residual_base, restore_gllm
-from glta_pipelines.core.glta.recommender import Recommender, build_recommender
+from glta_pipelines.core.config import config_from_params
+from glta_pipelines.core.glta.recommender import Recommender, RequestLimits, build_recommender
 from glta_pipelines.datasets import SafetensorsDataset
 
 TENSORS = ("glta_weights", "backbone_embeddings", "lightgcn_embeddings")
 TABLES = ("user_map", "item_map", "items")  # beside interactions.parquet: every known interaction, with its split
 SPLITS = ("train", "valid", "test")
 COLUMNS = ["user_idx", "item_idx", "timestamp"]
+LIMITS = "limits.json"  # the request limits the model serves under (registry.limits when it was logged)
 # items.parquet: titles to show, texts to place items added later (add_items), and which were added by text
 ITEM_COLUMNS = ["item_id", "title", "text", ADDED := "added_by_text"]
 
@@ -38,21 +41,23 @@ class Bundle:
     item_map: pd.DataFrame
     items: pd.DataFrame  # ITEM_COLUMNS (bundles logged before texts were kept have item_id and title)
     interactions: pd.DataFrame  # COLUMNS + split
+    limits: RequestLimits = field(default_factory=RequestLimits)  # limits.json; bundles logged before: defaults
 
 
 def save_bundle(folder: str | Path, glta_weights: TensorArtifact, backbone_embeddings: dict[str, torch.Tensor],
                 lightgcn_embeddings: dict[str, torch.Tensor], user_map: pd.DataFrame, item_map: pd.DataFrame,
-                items: pd.DataFrame, train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame) -> Path:
+                items: pd.DataFrame, train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame,
+                limits: RequestLimits | None = None) -> Path:
     """Write the recommender's files into ``folder``: weights (with their configs), id maps, titles,
-    and every known interaction with its split (all of them: prompts of known users; the training
-    split: fold-in, popularity)."""
+    every known interaction with its split (all of them: prompts of known users; the training
+    split: fold-in, popularity), and the request limits it serves under."""
     interactions = pd.concat([split[COLUMNS].assign(split=name) for name, split in zip(SPLITS, (train, valid, test))],
                              ignore_index=True).astype({"split": pd.CategoricalDtype(SPLITS)})
     items = items[[c for c in ITEM_COLUMNS if c in items.columns]]
     if ADDED not in items.columns:
         items = items.assign(**{ADDED: False})
     return write_bundle(folder, Bundle(glta_weights, backbone_embeddings, lightgcn_embeddings, user_map, item_map,
-                                       items, interactions))
+                                       items, interactions, limits or RequestLimits()))
 
 
 def write_bundle(folder: str | Path, bundle: Bundle) -> Path:
@@ -63,6 +68,7 @@ def write_bundle(folder: str | Path, bundle: Bundle) -> Path:
         SafetensorsDataset(filepath=str(folder / f"{name}.safetensors")).save(getattr(bundle, name))
     for name in (*TABLES, "interactions"):
         getattr(bundle, name).to_parquet(folder / f"{name}.parquet", index=False)
+    (folder / LIMITS).write_text(json.dumps(asdict(bundle.limits), indent=2))
     return folder
 
 
@@ -71,7 +77,9 @@ def read_bundle(folder: str | Path) -> Bundle:
     folder = Path(folder)
     tensors = {name: SafetensorsDataset(filepath=str(folder / f"{name}.safetensors")).load() for name in TENSORS}
     tables = {name: pd.read_parquet(folder / f"{name}.parquet") for name in TABLES}
-    return Bundle(**tensors, **tables, interactions=read_interactions(folder))
+    limits = (config_from_params(RequestLimits, json.loads((folder / LIMITS).read_text()), f"{folder / LIMITS}")
+              if (folder / LIMITS).exists() else RequestLimits())
+    return Bundle(**tensors, **tables, interactions=read_interactions(folder), limits=limits)
 
 
 def read_interactions(folder: Path) -> pd.DataFrame:
@@ -91,7 +99,7 @@ def load_recommender(folder: str | Path) -> Recommender:
     known, train = known_and_train(bundle.interactions)
     model = restore_gllm(bundle.glta_weights, bundle.backbone_embeddings)
     base = residual_base(model, bundle.lightgcn_embeddings, f"{folder}/lightgcn_embeddings.safetensors")
-    return build_recommender(model, base, bundle.user_map, bundle.item_map, bundle.items, known, train)
+    return build_recommender(model, base, bundle.user_map, bundle.item_map, bundle.items, known, train, bundle.limits)
 
 
 def known_and_train(interactions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -2,16 +2,22 @@
 
 MLflow copies this file into the logged model and runs it at load time; the files it reads are
 the model's ``recommender`` artifact (:mod:`glta_pipelines.serving.bundle`). The request contract is
-:mod:`glta_pipelines.core.glta.recommender`'s; a bad request becomes an MLflow ``INVALID_PARAMETER_VALUE``
-error (HTTP 400 from ``mlflow models serve``) naming the request and the field.
+:mod:`glta_pipelines.core.glta.recommender`'s; a bad request (or one over the model's limits)
+becomes an MLflow ``INVALID_PARAMETER_VALUE`` error (HTTP 400 from ``mlflow models serve``) naming
+the request and the field; any other failure becomes an ``INTERNAL_ERROR`` (HTTP 500) saying only
+that it failed, its traceback in the server's log and never in the answer.
 """
 
 from __future__ import annotations
 
+import logging
+
 import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
+
+log = logging.getLogger(__name__)
 
 
 class GLTARecommenderModel(mlflow.pyfunc.PythonModel):
@@ -38,6 +44,10 @@ class GLTARecommenderModel(mlflow.pyfunc.PythonModel):
             return self.recommender.recommend(requests)
         except InputError as error:
             raise MlflowException(str(error), error_code=INVALID_PARAMETER_VALUE) from None
+        except Exception as error:  # noqa: BLE001  (the answer says no more than this; the log has the trace)
+            log.exception("recommend failed on %d request(s)", len(requests))
+            raise MlflowException(f"the recommender failed on this call ({type(error).__name__}); the server's log "
+                                  "has the details", error_code=INTERNAL_ERROR) from None
 
 
 mlflow.models.set_model(GLTARecommenderModel())

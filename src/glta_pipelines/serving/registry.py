@@ -11,19 +11,22 @@ auto``), always (``always``) or never (``never``); a version that is not champio
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import pandas as pd
+from filelock import FileLock
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.types.schema import AnyType, ColSpec, DataType, Schema
 
 from glta_pipelines.core.errors import InputError
+from glta_pipelines.core.glta.recommender import RequestLimits
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,7 @@ SIGNATURE = ModelSignature(
                     ColSpec(DataType.long, "rank"), ColSpec(DataType.string, "item_id"),
                     ColSpec(DataType.string, "title", required=False), ColSpec(DataType.double, "score"),
                     ColSpec(DataType.string, "fallback"), ColSpec(AnyType(), "ignored_items"),
+                    ColSpec(DataType.long, "ignored_count"),
                     ColSpec(DataType.boolean, "added_by_text")]),
 )
 
@@ -51,10 +55,12 @@ class RegistryConfig:
     register: bool = True  # false: log the model in the run only
     model_name: str | None = None  # null: glta-<dataset name>
     champion: str = "auto"  # auto: only if its valid Recall@20 beats the champion's; always; never
+    limits: RequestLimits = field(default_factory=RequestLimits)  # what one call may ask of the served model
 
     def validate(self) -> None:
         if self.champion not in ("auto", "always", "never"):
             raise InputError("parameter registry.champion", repr(self.champion), "auto, always or never")
+        self.limits.validate()
         if self.model_name is not None and not self.model_name.strip():
             raise InputError("parameter registry.model_name", repr(self.model_name), "a name, or null (glta-<dataset>)")
 
@@ -111,10 +117,30 @@ def register(tracking_uri: str, info: mlflow.models.model.ModelInfo, run_id: str
              policy: str, description: str = "") -> tuple[str, str]:
     """Register the logged model as a new version of ``name``; returns (version, alias it got)."""
     version = register_version(tracking_uri, info, run_id, name, {SCORE_TAG: f"{valid_recall:.6f}"}, description)
+    return version, promote_version(tracking_uri, name, version, valid_recall, policy)
+
+
+def promote_version(tracking_uri: str, name: str, version: str, valid_recall: float, policy: str) -> str:
+    """Give ``version`` its alias (``champion`` or ``challenger``, :func:`promote`); returns it.
+
+    The comparison with the champion and the move of the alias happen under one lock, so two runs
+    that finish together cannot both read the old champion and leave the worse one champion. The
+    lock is beside a local sqlite store; for a remote tracking server it is per machine
+    (runs on several machines that register at the same moment are not serialised).
+    """
     client = _registry_client(tracking_uri)
-    alias = CHAMPION if promote(client, name, valid_recall, policy) else CHALLENGER
-    client.set_registered_model_alias(name, alias, version)
-    return version, alias
+    with _promotion_lock(tracking_uri):
+        alias = CHAMPION if promote(client, name, valid_recall, policy) else CHALLENGER
+        client.set_registered_model_alias(name, alias, version)
+    return alias
+
+
+def _promotion_lock(tracking_uri: str) -> FileLock:
+    prefix = "sqlite:///"
+    if tracking_uri.startswith(prefix):
+        return FileLock(tracking_uri[len(prefix):] + ".registry.lock", timeout=600)
+    digest = hashlib.sha256(tracking_uri.encode()).hexdigest()[:16]
+    return FileLock(Path(tempfile.gettempdir()) / f"glta-registry-{digest}.lock", timeout=600)
 
 
 def register_version(tracking_uri: str, info: mlflow.models.model.ModelInfo, run_id: str, name: str,

@@ -14,11 +14,12 @@ Every answer row says whether its item was ``added_by_text`` (placed from its te
 training, by the ``add_items`` pipeline) rather than learned from interactions.
 
 Ids are the source data's own ids; ``7``, ``7.0`` and ``"7"`` name the same id. Unknown item ids
-in a history or in ``exclude`` are ignored and listed in the answer's ``ignored_items``; a
-history with no known item gets the most popular items, flagged ``fallback: popularity``.
-Anything else that is wrong (an unknown ``user_id``, ``k`` out of range, a history that is not a
-list, both or neither of ``user_id`` and ``history``) raises :class:`RequestError` naming the
-request and the field.
+in a history or in ``exclude`` are ignored: the answer's ``ignored_count`` counts them and the
+request's first row lists the first few in ``ignored_items``; a history with no known item gets
+the most popular items, flagged ``fallback: popularity``. Anything else that is wrong (an unknown
+``user_id``, ``k`` out of range, a history that is not a list of ids, both or neither of
+``user_id`` and ``history``, a request over the model's :class:`RequestLimits`) raises
+:class:`RequestError` naming the request and the field, with long values cut short.
 
 **Fold-in of a new user.** LightGCN's first propagation step gives a user the (normalised) sum of
 its items' embeddings; a new user's vector is the mean of its history items' final embeddings,
@@ -32,6 +33,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import reprlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,14 +49,53 @@ from glta_pipelines.core.models.lightgcn import fold_in_map  # noqa: F401  (the 
 
 DEFAULT_K = 10
 FIELDS = ("user_id", "history", "k", "exclude")
-ANSWER_COLUMNS = ["request", "user_id", "rank", "item_id", "title", "score", "fallback", "ignored_items", "added_by_text"]
+ANSWER_COLUMNS = ["request", "user_id", "rank", "item_id", "title", "score", "fallback", "ignored_items",
+                  "ignored_count", "added_by_text"]
+ECHO_CHARACTERS = 80  # a value quoted back in an error or an answer is cut to this length
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """How much one call may ask of a served model (``registry.limits``, stored with the model).
+
+    They bound the work and the answer of a call: at most ``max_rows`` x ``max_k`` answer rows,
+    and prompts no longer than the model reads. A call over a limit gets an error naming the
+    field and the limit. The ``recommend`` pipeline reads its requests in chunks of ``max_rows``.
+    """
+
+    max_rows: int = 100  # requests per call
+    max_k: int = 100  # items per request (and at most the catalogue)
+    max_history: int = 1000  # items in a new user's history (the prompt reads the latest history_length)
+    max_exclude: int = 1000  # items in exclude
+    max_ignored_listed: int = 10  # unknown ids listed in ignored_items (all are counted)
+
+    def validate(self) -> None:
+        for name in ("max_rows", "max_k", "max_history", "max_exclude", "max_ignored_listed"):
+            if getattr(self, name) < 1:
+                raise InputError(f"parameter registry.limits.{name}", getattr(self, name), "a positive integer")
+
+
+_ECHO = reprlib.Repr()  # (keyword arguments from Python 3.12 on)
+_ECHO.maxstring = _ECHO.maxother = ECHO_CHARACTERS
+_ECHO.maxlong, _ECHO.maxlist, _ECHO.maxtuple, _ECHO.maxdict, _ECHO.maxlevel = 40, 5, 5, 5, 2
+
+
+def echo(value: object) -> str:
+    """``repr(value)`` bounded (long strings and numbers cut, lists and nesting shortened): how a
+    request's value is quoted back, however large or deep it was."""
+    return _ECHO.repr(value)
+
+
+def cut(text: str, limit: int = 2 * ECHO_CHARACTERS) -> str:
+    """``text`` cut to ``limit`` characters, with its full length said."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
 class RequestError(InputError):
-    """A bad recommendation request: names the request (its row) and the field."""
+    """A bad recommendation request: names the request (its row) and the field; quotes values cut short."""
 
     def __init__(self, row: int, field_name: str, found: object, expected: str) -> None:
-        super().__init__(f"request {row}, field {field_name!r}", found, expected)
+        super().__init__(f"request {row}, field {echo(field_name)}", cut(str(found)), expected)
         self.row, self.field_name = row, field_name
 
     def __reduce__(self):
@@ -91,15 +132,21 @@ def _missing(value: Any) -> bool:
     return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value))
 
 
-def _as_list(value: Any, row: int, name: str) -> list | None:
-    """A list-like request field as a list; None when absent."""
+def _as_list(value: Any, row: int, name: str, limit: int, limit_name: str) -> list | None:
+    """A list-like request field as a list of at most ``limit`` ids; None when absent."""
     if _missing(value):
         return None
     if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    raise RequestError(row, name, f"{type(value).__name__} {value!r}"[:200], "a list of item ids, e.g. [50, 172, 181]")
+        value = value.tolist()
+    if not isinstance(value, (list, tuple)):
+        raise RequestError(row, name, f"{type(value).__name__} {echo(value)}", "a list of item ids, e.g. [50, 172, 181]")
+    if len(value) > limit:
+        raise RequestError(row, name, f"{len(value):,} items", f"at most {limit:,} (the served model's limit {limit_name})")
+    for position, item in enumerate(value):
+        if not (isinstance(item, (str, int, float, np.integer, np.floating)) or _missing(item)):
+            raise RequestError(row, f"{name}[{position}]", f"{type(item).__name__} {echo(item)}",
+                               "an item id (a number or a string)")
+    return list(value)
 
 
 class Recommender:
@@ -111,8 +158,10 @@ class Recommender:
 
     def __init__(self, model: GLLM, base: Base, user_ids: Sequence[str], item_ids: Sequence[str],
                  titles: Sequence[str | None], known: list[np.ndarray], fit_histories: list[np.ndarray],
-                 popularity: np.ndarray, added: Sequence[bool] | None = None) -> None:
+                 popularity: np.ndarray, added: Sequence[bool] | None = None,
+                 limits: RequestLimits | None = None) -> None:
         self.model, self.base = model.eval(), base
+        self.limits = limits or RequestLimits()
         self.user_ids, self.item_ids = [str(u) for u in user_ids], [str(i) for i in item_ids]
         self.user_index = {u: i for i, u in enumerate(self.user_ids)}
         self.item_index = {item: i for i, item in enumerate(self.item_ids)}
@@ -129,9 +178,13 @@ class Recommender:
         return len(self.item_ids)
 
     # ------------------------------------------------------------------ parsing
-    def parse(self, requests: Sequence[Mapping[str, Any]]) -> list[Request]:
-        """Check every request and translate its ids; the first bad one raises :class:`RequestError`."""
-        return [self._parse(row, request) for row, request in enumerate(requests)]
+    def parse(self, requests: Sequence[Mapping[str, Any]], row_offset: int = 0) -> list[Request]:
+        """Check every request and translate its ids; the first bad one raises :class:`RequestError`
+        (rows numbered from ``row_offset``: a chunk of a longer table names its own rows)."""
+        if len(requests) > self.limits.max_rows:
+            raise InputError("request", f"{len(requests):,} rows",
+                             f"at most {self.limits.max_rows:,} rows per call (the served model's limit max_rows)")
+        return [self._parse(row_offset + row, request) for row, request in enumerate(requests)]
 
     def _parse(self, row: int, request: Mapping[str, Any]) -> Request:
         if not isinstance(request, Mapping):
@@ -140,9 +193,12 @@ class Recommender:
         if unknown:
             raise RequestError(row, unknown[0], "an unknown field", f"only the fields {list(FIELDS)}")
         k = self._k(row, request.get("k"))
-        user_id = normalise_id(request.get("user_id"))
-        history = _as_list(request.get("history"), row, "history")
-        exclude = _as_list(request.get("exclude"), row, "exclude") or []
+        user_id = request.get("user_id")
+        if not (_missing(user_id) or isinstance(user_id, (str, int, float, np.integer, np.floating))):
+            raise RequestError(row, "user_id", f"{type(user_id).__name__} {echo(user_id)}", "a user id (a number or a string)")
+        user_id = normalise_id(user_id)
+        history = _as_list(request.get("history"), row, "history", self.limits.max_history, "max_history")
+        exclude = _as_list(request.get("exclude"), row, "exclude", self.limits.max_exclude, "max_exclude") or []
         if (user_id is None) == (history is None):
             raise RequestError(row, "user_id" if user_id is None else "history",
                                "both user_id and history" if user_id is not None else "neither user_id nor history",
@@ -151,7 +207,7 @@ class Recommender:
         excluded = self._items(exclude, ignored)
         if user_id is not None:
             if user_id not in self.user_index:
-                raise RequestError(row, "user_id", repr(request.get("user_id")),
+                raise RequestError(row, "user_id", echo(request.get("user_id")),
                                    f"the id of one of the {len(self.user_ids):,} known users "
                                    "(or a history, for a new user)")
             user = self.user_index[user_id]
@@ -164,11 +220,14 @@ class Recommender:
 
     def _k(self, row: int, value: Any) -> int:
         if _missing(value):
-            return DEFAULT_K
-        expected = f"an integer from 1 to {self.n_items:,} (the catalogue size)"
-        numeric = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
-        if not numeric or not float(value).is_integer() or not 1 <= float(value) <= self.n_items:
-            raise RequestError(row, "k", repr(value), expected)
+            return min(DEFAULT_K, self.n_items, self.limits.max_k)
+        top = min(self.n_items, self.limits.max_k)
+        expected = f"an integer from 1 to {top:,} (" + (
+            "the catalogue size)" if top == self.n_items else f"the served model's limit max_k; {self.n_items:,} items)")
+        if isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
+            value = int(value)  # JSON numbers may arrive as floats: 10.0 is 10
+        if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)) or not 1 <= value <= top:
+            raise RequestError(row, "k", echo(value), expected)  # integers compared exactly: no overflow
         return int(value)
 
     def _items(self, ids: list, ignored: list[str]) -> np.ndarray:
@@ -178,7 +237,7 @@ class Recommender:
             if key in self.item_index:
                 found.append(self.item_index[key])
             else:
-                ignored.append(str(value))
+                ignored.append(cut(str(value), ECHO_CHARACTERS))
         return np.array(found, dtype=np.int64)
 
     # ------------------------------------------------------------------ scoring
@@ -212,9 +271,10 @@ class Recommender:
                 out.append(self.model.logits(None, hidden, self.base, base_users=base).cpu())
         return torch.cat(out) if out else torch.zeros(0, self.n_items)
 
-    def recommend(self, requests: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-        """Ranked items for each request: columns :data:`ANSWER_COLUMNS`, ``rank`` from 1."""
-        parsed = self.parse(requests)
+    def recommend(self, requests: Sequence[Mapping[str, Any]], row_offset: int = 0) -> pd.DataFrame:
+        """Ranked items for each request: columns :data:`ANSWER_COLUMNS`, ``rank`` from 1 (``request``:
+        the request's row, from ``row_offset``)."""
+        parsed = self.parse(requests, row_offset)
         personal = [r for r in parsed if len(r.history)]
         scores = dict(zip((r.row for r in personal), self.scores(personal))) if personal else {}
         frames = []
@@ -229,7 +289,9 @@ class Recommender:
                 "item_id": [self.item_ids[i] for i in items], "title": [self.titles[i] for i in items],
                 "score": top.values.numpy().astype(np.float64),
                 "fallback": "" if r.row in scores else "popularity",
-                "ignored_items": [list(r.ignored)] * len(items),
+                # the request's first row lists the first unknown ids; every row counts them
+                "ignored_items": [r.ignored[:self.limits.max_ignored_listed]] + [[]] * (len(items) - 1) if len(items) else [],
+                "ignored_count": len(r.ignored),
                 "added_by_text": self.added[items],
             }))
         if not frames:
@@ -238,9 +300,10 @@ class Recommender:
 
 
 def build_recommender(model: GLLM, base: Base, user_map: pd.DataFrame, item_map: pd.DataFrame,
-                      items: pd.DataFrame, known: pd.DataFrame, train: pd.DataFrame) -> Recommender:
+                      items: pd.DataFrame, known: pd.DataFrame, train: pd.DataFrame,
+                      limits: RequestLimits | None = None) -> Recommender:
     """A :class:`Recommender` from the run's tables: id maps, items (titles), every known interaction
-    and the training split (fold-in fit, popularity fallback)."""
+    and the training split (fold-in fit, popularity fallback), answering within ``limits``."""
     n_users, n_items = len(user_map), len(item_map)
     user_ids = user_map.sort_values("user_idx")["user_id"].astype(str).tolist()
     item_order = item_map.sort_values("item_idx")
@@ -253,7 +316,7 @@ def build_recommender(model: GLLM, base: Base, user_map: pd.DataFrame, item_map:
     popularity = np.bincount(train["item_idx"].to_numpy(), minlength=n_items)
     return Recommender(model, base, user_ids, item_order["item_id"].astype(str).tolist(),
                        [None if pd.isna(t) else str(t) for t in titles], user_histories(known, n_users),
-                       user_histories(train, n_users), popularity, added)
+                       user_histories(train, n_users), popularity, added, limits)
 
 
 def requests_from_table(table: pd.DataFrame, where: str, default_k: int = DEFAULT_K) -> list[dict[str, Any]]:
@@ -282,6 +345,8 @@ def _missing_cell(value: Any) -> bool:
 def _cell(key: str, value: Any) -> Any:
     """A table cell as a request field: a list field's text (``50 172 181`` or ``[50, 172, 181]``) or
     single number (a one-item CSV history) as a list; other values as they are."""
+    if key == "k" and isinstance(value, str) and value.strip().lstrip("+-").isdigit() and len(value) < 19:
+        return int(value)  # a CSV column with one bad k is read as text: the good ones stay numbers
     if key not in ("history", "exclude") or isinstance(value, (list, tuple, np.ndarray)):
         return value
     if isinstance(value, str):

@@ -88,7 +88,8 @@ class ModelRegistryHook:
         first_user = str(files["user_map"].sort_values("user_idx")["user_id"].iloc[0])
         example_history = files["item_map"].sort_values("item_idx")["item_id"].astype(str).head(3).tolist()
         dataset = self._params.get("dataset", {}).get("name", "unknown")
-        info = log_recommender(run["tracking_uri"], run["run_id"], files, input_example(first_user, example_history),
+        info = log_recommender(run["tracking_uri"], run["run_id"], {**files, "limits": config.limits},
+                               input_example(first_user, example_history),
                                {"dataset": dataset, SCORE_KEY: valid_recall})
         summary = f"logged model {info.model_uri}"
         if config.register:
