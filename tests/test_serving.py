@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from glta_pipelines.pipeline_registry import register_pipelines
-from glta_pipelines.serving.process import free_port, mlflow_command
+from glta_pipelines.serving.process import free_port, mlflow_command, server_command
 from tests.sessions import run, runs
 
 pytestmark = pytest.mark.slow
@@ -211,7 +211,7 @@ def trained_longer(tmp_path_factory, full_template, tiny_llm_dir):
     item); the second run's version is champion."""
     with _template_copy(tmp_path_factory.mktemp("add_items_project"), full_template, tiny_llm_dir) as project:
         run(project, {"pretrain_gnn": {"lightgcn": {"max_epochs": 40, "patience": 40}},
-                      "registry": {"champion": "always"}})
+                      "registry": {"champion": "always", "limits": {"max_k": 2000, "max_rows": 500}}})  # (whole-catalogue lists, 200 users a call)
         yield project
 
 
@@ -347,3 +347,128 @@ def test_bundle_stores_each_interaction_once_and_reads_older_bundles(tmp_path, i
     expected_known.to_parquet(old / "known.parquet", index=False)
     splits["train"][COLUMNS].to_parquet(old / "train.parquet", index=False)
     pd.testing.assert_frame_equal(known_and_train(read_interactions(old))[1], splits["train"][COLUMNS].reset_index(drop=True))
+
+
+def _send(port: int, body: bytes, content_type: str = "application/json") -> tuple[int, bytes]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
+                                     headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def _alive(port: int) -> bool:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=30) as response:
+        return response.status == 200
+
+
+@pytest.fixture(scope="module")
+def hardened_server(trained):
+    """`kedro serve --model models:/glta-movielens-100k@champion` on a free port."""
+    project, _ = trained
+    port = free_port()
+    with server_command("kedro", ["serve", "--env", "test", "--model", f"models:/{MODEL}@champion", "--port", str(port)],
+                        f"http://127.0.0.1:{port}/ping", project / "kedro-serve.log",
+                        env={"MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}"}, cwd=project):
+        yield port
+
+
+def _hostile_requests(project: Path) -> list[tuple[str, bytes, str, int, str]]:
+    """(what, body, content type, expected status, what the message must name)."""
+    records = lambda rows: json.dumps({"dataframe_records": rows}).encode()  # noqa: E731
+    deep = "[" * 5000 + "]" * 5000
+    return [
+        ("5,000 unknown ids in a history", records([{"history": [f"x{i}" for i in range(5000)], "k": 100}]),
+         "application/json", 400, "field 'history'"),
+        ("1,000 users in one call", records([{"user_id": 7, "k": 10}] * 1000), "application/json", 400, "max_rows"),
+        ("a k of 400 digits", b'{"dataframe_records": [{"user_id": 7, "k": ' + b"9" * 400 + b"}]}",
+         "application/json", 400, "field 'k'"),
+        ("a k over the model's limit", records([{"user_id": 7, "k": 101}]), "application/json", 400, "max_k"),
+        ("a 0.9 MB user_id", records([{"user_id": "u" * 900_000}]), "application/json", 400, "field 'user_id'"),
+        ("a history nested 5,000 deep", b'{"dataframe_records": [{"history": ' + deep.encode() + b"}]}",
+         "application/json", 400, "nested too deep"),
+        ("a body that is not JSON", b'{"dataframe_records": [', "application/json", 400, "not JSON"),
+        ("a body of another shape", b'{"rows": []}', "application/json", 400, "dataframe_records"),
+        ("a malformed CSV", b'user_id,k\n7,"5\n', "text/csv", 400, "CSV"),
+        ("a CSV with one bad k", b"user_id,k\n7,5\n8,ten\n", "text/csv", 400, "request 1, field 'k'"),
+        ("a Parquet body", b"PAR1\x00\x00garbage", "application/vnd.apache.parquet", 415, "application/json"),
+        ("a body over 1 MB", records([{"history": ["1"] * 300_000}]), "application/json", 413, "bytes"),
+    ]
+
+
+def test_kedro_serve_answers_hostile_requests_with_short_clean_errors(trained, hardened_server):
+    project, _ = trained
+    for what, body, content_type, status, named in _hostile_requests(project):
+        found, answer = _send(hardened_server, body, content_type)
+        text = answer.decode()
+        assert found == status, (what, found, text[:300])
+        message = json.loads(text)["message"]
+        assert named in message, (what, message)
+        assert "stack_trace" not in text and "Traceback" not in text and str(project) not in text, what
+        assert len(answer) < 2000, (what, len(answer))
+        assert _alive(hardened_server), what
+    # valid calls in JSON (three formats) and CSV give the same answers
+    for body, content_type in ((json.dumps({"dataframe_records": [{"user_id": 7, "k": 5}]}).encode(), "application/json"),
+                               (json.dumps({"dataframe_split": {"columns": ["user_id", "k"], "data": [[7, 5]]}}).encode(),
+                                "application/json"),
+                               (json.dumps({"inputs": [{"user_id": "7", "k": 5}]}).encode(), "application/json"),
+                               (b"user_id,k\n7,5\n", "text/csv; charset=utf-8")):
+        status, answer = _send(hardened_server, body, content_type)
+        assert status == 200, (content_type, answer[:300])
+        assert [r["rank"] for r in json.loads(answer)["predictions"]] == [1, 2, 3, 4, 5]
+    # a call at the limits stays small: unknown ids counted, only the first ten listed, on one row
+    status, answer = _send(hardened_server, json.dumps({"dataframe_records": [
+        {"history": [f"x{i}" for i in range(999)] + ["50"], "k": 100}]}).encode())
+    rows = json.loads(answer)["predictions"]
+    assert status == 200 and len(rows) == 100 and {r["ignored_count"] for r in rows} == {999}
+    assert len(rows[0]["ignored_items"]) == 10 and all(r["ignored_items"] == [] for r in rows[1:])
+    assert len(answer) < 100_000
+
+
+def test_mlflow_models_serve_keeps_the_models_limits_and_hides_failures(trained, server):
+    """`mlflow models serve` parses bodies itself (its answers to malformed bodies are its own); what
+    reaches the model is bounded and answered without a traceback."""
+    project, _ = trained
+    for record, named in (({"user_id": 7, "k": 10 ** 30}, "field 'k'"), ({"user_id": "u" * 1_000_000}, "field 'user_id'"),
+                          ({"history": [f"x{i}" for i in range(5000)]}, "max_history")):
+        status, body = _post(server, {"dataframe_records": [record]})
+        assert status == 400 and named in body["message"], body
+        assert "stack_trace" not in body and str(project) not in json.dumps(body)
+        assert len(json.dumps(body)) < 5000
+    status, body = _post(server, {"dataframe_records": [{"user_id": 7, "k": 1}] * 101})
+    assert status == 400 and "max_rows" in body["message"]
+    assert _alive(server)
+
+
+def test_a_registered_model_serves_from_another_folder_without_the_training_project(tmp_path, full_template,
+                                                                                    tiny_llm_dir):
+    """The model as another machine gets it: downloaded, the training project gone, served elsewhere;
+    nothing in it names the training project, and nothing is written where it was."""
+    import mlflow
+
+    with _template_copy(tmp_path / "training", full_template, tiny_llm_dir) as project, pytest.MonkeyPatch.context() as patch:
+        uri = f"sqlite:///{project / 'mlflow.db'}"
+        # MLflow's global URIs are left alone (the URIs are arguments; the environment is restored):
+        # other tests of this process, and the servers they start, must not inherit this copy's store
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        patch.setenv("MLFLOW_REGISTRY_URI", uri)
+        model = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{MODEL}@champion", tracking_uri=uri,
+                                                         registry_uri=uri, dst_path=str(tmp_path / "elsewhere" / "model")))
+    project.rename(tmp_path / "moved-away")
+    for path in model.rglob("*"):  # no path of the training projects (this copy, or the template it came from)
+        if path.is_file():
+            content = path.read_bytes()
+            if path.name == "MLmodel":  # MLflow's note of where the store kept it: not read when serving
+                content = b"\n".join(line for line in content.splitlines() if not line.startswith(b"artifact_path:"))
+            assert str(project).encode() not in content and str(full_template).encode() not in content, path
+    port = free_port()
+    cache = tmp_path / "user-cache"
+    with server_command("mlflow", ["models", "serve", "-m", str(model), "--env-manager", "local", "--host",
+                                   "127.0.0.1", "--port", str(port)], f"http://127.0.0.1:{port}/ping",
+                        tmp_path / "serve.log", cwd=tmp_path / "elsewhere",
+                        env={"XDG_CACHE_HOME": str(cache)}):
+        status, body = _post(port, {"dataframe_records": [{"user_id": 7, "k": 3}]})
+    assert status == 200 and len(body["predictions"]) == 3
+    assert not project.exists()  # no LLM converted (or anything else written) into the old project path

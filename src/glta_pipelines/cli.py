@@ -1,4 +1,5 @@
-"""Project CLI: ``kedro seeds`` (``framework/seeds.py``), and ``kedro run``: Kedro's own, with three differences.
+"""Project CLI: ``kedro seeds`` (``framework/seeds.py``), ``kedro serve`` (``serving/server.py``), and
+``kedro run``: Kedro's own, with three differences.
 
 - A known error (bad parameters or data, inputs of mixed generations, a corrupted artifact: any
   :class:`~glta_pipelines.core.errors.InputError`, also when Kedro wrapped it) ends with its one-line
@@ -154,3 +155,61 @@ def _seeds(pipeline: str, seeds: str, vary_split: bool, reference: str, env: str
                               reference=reference, mlflow_config=mlflow_config)
     click.echo(f"MLflow parent run {parent}: summary in its artifacts seeds/summary.md, seeds/summary.csv", err=True)
     return table
+
+
+@cli.command(name="serve")
+@click.option("--model", "model_uri", default=None,
+              help="Model to serve: models:/<name>@<alias>, runs:/..., or a downloaded model folder "
+                   "[default: models:/glta-<dataset>@champion].")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5001, show_default=True, type=int)
+@click.option("--max-body-bytes", default=None, type=int, help="Largest request body accepted [default: 1,000,000].")
+@click.option("--env", "-e", "env", default=None, help="Kedro configuration environment (its tracking store).")
+def serve_command(model_uri: str | None, host: str, port: int, max_body_bytes: int | None, env: str | None) -> None:
+    """Serve a registered GLTA recommender over HTTP (MLflow's scoring protocol) with request limits
+    and clean errors: docs/serving.md."""
+    from glta_pipelines.serving.server import MAX_BODY_BYTES, serve
+
+    try:
+        recommender, uri = _load_served(model_uri, env)
+    except InputError as error:
+        if os.environ.get(TRACEBACK_ENV):
+            raise
+        click.secho(f"Error: {error}", fg="red", err=True)
+        sys.exit(1)
+    click.echo(f"Serving {uri} on http://{host}:{port}/invocations", err=True)
+    serve(recommender, host, port, max_body_bytes or MAX_BODY_BYTES, version=uri)
+
+
+def _load_served(model_uri: str | None, env: str | None):
+    """(the recommender of ``model_uri``, the URI), the tracking store from MLFLOW_TRACKING_URI or the project's conf."""
+    from pathlib import Path
+
+    import mlflow
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    from glta_pipelines.core.llm.backbone import CACHE_DIR_ENV, use_run_cache_dir
+    from glta_pipelines.framework.tracking import resolve_tracking_uri
+
+    project_path = Path.cwd()
+    bootstrap_project(project_path)
+    with KedroSession.create(project_path=project_path, env=env) as session:
+        context = session.load_context()
+        mlflow_config = dict(context.config_loader["mlflow"])
+        dataset = context.params.get("dataset", {}).get("name", "unknown")
+        cache_dir = (context.params.get("llm") or {}).get("cache_dir")
+    if isinstance(cache_dir, str) and not os.environ.get(CACHE_DIR_ENV):  # the project's converted LLM
+        use_run_cache_dir(str(project_path / cache_dir))
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or resolve_tracking_uri(
+        mlflow_config.get("tracking_uri", "sqlite:///mlflow.db"), project_path)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    model_uri = model_uri or f"models:/glta-{dataset}@champion"
+    if not (model_uri.startswith(("models:/", "runs:/")) or Path(model_uri).is_dir()):
+        raise InputError("option --model", repr(model_uri), "models:/<name>@<alias>, runs:/<run id>/<path>, or a model folder")
+    try:
+        model = mlflow.pyfunc.load_model(model_uri)
+    except mlflow.exceptions.MlflowException as error:
+        raise InputError("option --model", repr(model_uri), f"a model in {uri} ({str(error).splitlines()[0][:200]})") from None
+    return model.unwrap_python_model().recommender, model_uri

@@ -1,6 +1,6 @@
-"""An MLflow command-line server (``mlflow server``, ``mlflow models serve``) started from this
-environment and waited for until it answers: what the serving and tracking-server tests and the
-serving benchmark talk to."""
+"""A command-line server (``mlflow server``, ``mlflow models serve``, ``kedro serve``) started from
+this environment and waited for until it answers: what the serving and tracking-server tests and
+the serving benchmarks talk to."""
 
 from __future__ import annotations
 
@@ -22,18 +22,23 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+def mlflow_command(args: Sequence[str], ready_url: str, log_path: Path, **options):
+    """``mlflow <args>`` as a :func:`server_command`."""
+    return server_command("mlflow", args, ready_url, log_path, **options)
+
+
 @contextlib.contextmanager
-def mlflow_command(args: Sequence[str], ready_url: str, log_path: Path, *, timeout: float = 240,
+def server_command(program: str, args: Sequence[str], ready_url: str, log_path: Path, *, timeout: float = 240,
                    env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Iterator[subprocess.Popen]:
-    """``mlflow <args>`` of this environment, its output in ``log_path``; yields once a GET of
-    ``ready_url`` answers 200, and stops the server on the way out.
+    """``<program> <args>`` of this environment (``mlflow``, ``kedro``), its output in ``log_path``;
+    yields once a GET of ``ready_url`` answers 200, and stops the server on the way out.
 
     Raises :class:`RuntimeError` with the log's end when the server exits or stays silent for ``timeout`` s.
     """
     bin_dir = Path(sys.executable).parent  # mlflow starts uvicorn from PATH: the environment's own
     env = {**os.environ, **(env or {}), "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     with Path(log_path).open("w") as log:
-        process = subprocess.Popen([str(bin_dir / "mlflow"), *args], cwd=cwd, env=env, stdout=log,
+        process = subprocess.Popen([str(bin_dir / program), *args], cwd=cwd, env=env, stdout=log,
                                    stderr=subprocess.STDOUT)
         try:
             _wait_for(process, ready_url, Path(log_path), timeout)
