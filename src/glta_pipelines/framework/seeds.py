@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,6 +43,7 @@ from glta_pipelines.framework.tracking import (
     client,
     experiment,
     flatten,
+    process_owner,
     git_commit,
     resolve_tracking_uri,
 )
@@ -110,7 +110,7 @@ def run_seeds(project_path: Path, pipeline: str, seeds: Sequence[int], *, vary_s
     parent = mlflow_client.create_run(experiment_id, run_name=f"seeds:{pipeline}x{len(seeds)}", tags={
         "git_commit": git_commit(project_path), "pipeline_names": pipeline, "kedro_env": env or "",
         "runtime_params": json.dumps(params, sort_keys=True, default=str)[:5000],
-        PROCESS_TAG: f"{socket.gethostname()}:{os.getpid()}",
+        PROCESS_TAG: process_owner(),
     }).info.run_id
     for key, value in {"seeds": ",".join(map(str, seeds)), "vary_split": vary_split, "reference": reference,
                        "seed_keys": ",".join(seed_parameters(vary_split))}.items():

@@ -30,7 +30,29 @@ from mlflow.tracking import MlflowClient
 RUN_ENV = "GLTA_MLFLOW_RUN"
 PARENT_ENV = "GLTA_MLFLOW_PARENT_RUN"  # set by `kedro seeds`: each run is nested under this one
 SEED_ENV = "GLTA_SEED"  # the seed a nested run was started for (tag `seed`)
-PROCESS_TAG = "glta.process"  # host:pid of the process that owns a RUNNING run
+PROCESS_TAG = "glta.process"  # host:boot:pid-namespace:pid of the process that owns a RUNNING run
+
+
+def process_owner(pid: int | None = None) -> str:
+    """Who owns a RUNNING run, as its ``glta.process`` tag: host, the kernel's boot id and the PID
+    namespace, then the pid. A pid is only checked for liveness where all three match: not after
+    a reboot (pids are reused) nor from another container that shares the host name."""
+    return f"{machine_identity()}:{os.getpid() if pid is None else pid}"
+
+
+def machine_identity() -> str:
+    """``host:boot:pid-namespace`` of this process (the last two empty where the system has none)."""
+    import socket
+
+    def read(path: str, link: bool = False) -> str:
+        try:
+            return (os.readlink(path) if link else Path(path).read_text()).strip()
+        except OSError:
+            return ""
+
+    boot = read("/proc/sys/kernel/random/boot_id")[:8]
+    namespace = re.sub(r"\D", "", read("/proc/self/ns/pid", link=True))
+    return f"{socket.gethostname()}:{boot}:{namespace}"
 
 
 def resolve_tracking_uri(uri: str, project_path: Path) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import pickle
 import time
@@ -284,8 +285,9 @@ def _validate(model: GLLM, data: GLLMData, config: GLLMConfig, histories: list[n
 def save_checkpoint(path: Path, model: GLLM, optimizer: torch.optim.Optimizer, rng: np.random.Generator,
                     progress: TrainingState) -> None:
     """Write atomically: a crash mid-save leaves the previous checkpoint intact."""
+    # tensors, numbers and text only (the history as JSON): the checkpoint loads with weights_only=True
     state = {"model": trainable_state(model), "optimizer": optimizer.state_dict(), "rng": rng.bit_generator.state,
-             "history": progress.rows, "epoch": progress.epoch, "best_score": progress.best_score,
+             "history": json.dumps(progress.rows, default=_plain), "epoch": progress.epoch, "best_score": progress.best_score,
              "best_epoch": progress.best_epoch, "best_state": progress.best_state,
              "evals_since_best": progress.evals_since_best}
     with atomic_path(path) as tmp:
@@ -295,17 +297,25 @@ def save_checkpoint(path: Path, model: GLLM, optimizer: torch.optim.Optimizer, r
 def load_checkpoint(path: Path, model: GLLM, optimizer: torch.optim.Optimizer, rng: np.random.Generator) -> TrainingState:
     """Restore model, optimiser and sampling RNG from ``path``; returns where training stood."""
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=False)  # loading moves it to the model's device
-    except (RuntimeError, EOFError, pickle.UnpicklingError) as error:  # truncated or not a checkpoint
-        raise InputError(f"checkpoint {path}", f"a corrupted file ({str(error).splitlines()[0]})",
-                         "a complete checkpoint: delete the file, or run with gllm_finetune.gllm.resume=false "
-                         "to train from the start") from None
+        # no pickle: a checkpoint holds tensors, numbers and text (loading moves it to the model's device)
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as error:  # truncated, not a checkpoint, or pickled objects
+        raise InputError(f"checkpoint {path}", f"a corrupted file or one of an older version ({str(error).splitlines()[0][:200]})",
+                         "a complete checkpoint of tensors: delete the file, or run with "
+                         "gllm_finetune.gllm.resume=false to train from the start") from None
     load_trainable_state(model, saved["model"], where=f"checkpoint {path}")
     optimizer.load_state_dict(saved["optimizer"])
     rng.bit_generator.state = saved["rng"]
     log.info("Resuming GLLM training after epoch %d from %s", saved["epoch"], path)
-    return TrainingState(saved["history"], saved["epoch"], saved["best_score"], saved["best_epoch"], saved["best_state"],
+    return TrainingState(json.loads(saved["history"]), saved["epoch"], saved["best_score"], saved["best_epoch"], saved["best_state"],
                      saved["evals_since_best"])
+
+
+def _plain(value: Any) -> Any:
+    """A numpy or torch number in a history row, as JSON takes it."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} in a training history row")
 
 
 def peak_memory_mb() -> float:

@@ -30,6 +30,8 @@ from glta_pipelines.framework.tracking import (
     current_run,
     experiment,
     flatten,
+    machine_identity,
+    process_owner,
     git_commit,
     log_input,
     log_metrics,
@@ -100,7 +102,7 @@ class MlflowTrackingHook:
             # what this run changed from conf (ablations, sweeps): `kedro run --params ...`
             "runtime_params": json.dumps(run_params.get("runtime_params") or {}, sort_keys=True, default=str)[:5000],
             # lets the next run close this one as KILLED if the process dies without a word (SIGKILL)
-            PROCESS_TAG: f"{socket.gethostname()}:{os.getpid()}",
+            PROCESS_TAG: process_owner(),
         })
         self.run_id = run.info.run_id
         self._start_run(uri, catalog, joined=False)
@@ -241,12 +243,14 @@ def _join_run(mlflow_client, run_id: str, pipelines: list[str]) -> str:
 
 
 def _close_stale_runs(mlflow_client, experiment_id: str) -> None:
-    """Mark RUNNING runs of this host whose process is gone (killed with SIGKILL, a crashed machine) KILLED."""
-    host = socket.gethostname()
+    """Mark RUNNING runs of this machine (host, boot, PID namespace: :func:`process_owner`) whose
+    process is gone (killed with SIGKILL, a crashed run) KILLED. Runs tagged ``host:pid`` by older
+    versions are judged by the host name alone, as they were."""
+    here, host = machine_identity(), socket.gethostname()
     for run in mlflow_client.search_runs([experiment_id], "attributes.status = 'RUNNING'", max_results=1000):
         owner = run.data.tags.get(PROCESS_TAG, "")
-        name, _, pid = owner.rpartition(":")
-        if name == host and pid.isdigit() and not _alive(int(pid)):
+        machine, _, pid = owner.rpartition(":")
+        if machine in (here, host) and pid.isdigit() and not _alive(int(pid)):
             mlflow_client.set_terminated(run.info.run_id, "KILLED")
             log.warning("MLflow run %s was left RUNNING by process %s, which is gone: marked KILLED",
                         run.info.run_id, pid)
