@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -59,6 +60,7 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/bench_serving.json")
     args = parser.parse_args()
     torch.set_num_threads(min(2, torch.get_num_threads()))
+    os.environ.setdefault("GLTA_LLM_CACHE_DIR", str(ROOT / "data/06_models/llm"))  # the project's converted LLM
     import mlflow
 
     mlflow.set_tracking_uri(args.tracking_uri)
