@@ -77,6 +77,7 @@ def main() -> None:
     in_process = n_users / (time.perf_counter() - start)
     known = per_user_metrics(history_scorer(model, seen, n_users, base), seen, test, n_users, n_items, (20,))[1]
 
+    (ROOT / "benchmarks/results").mkdir(parents=True, exist_ok=True)  # the server log goes there
     port = free_port()
     with mlflow_command(["models", "serve", "-m", args.model, "--env-manager", "local", "--host", "127.0.0.1",
                          "--port", str(port)], f"http://127.0.0.1:{port}/ping",

@@ -129,6 +129,7 @@ def main() -> None:
             recommender.recommend(rows)
             reference[kind].append(time.perf_counter() - start)
 
+    (ROOT / "benchmarks/results").mkdir(parents=True, exist_ok=True)  # the server log goes there
     port = free_port()
     command = (["serve", "--model", args.model, "--port", str(port)] if args.server == "kedro" else
                ["models", "serve", "-m", args.model, "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)])
