@@ -14,7 +14,7 @@ adds, for a server that any request reaches:
   quoted back cut short), 500 saying only that the call failed for anything unexpected. No
   traceback or path reaches a client; the server's log has them.
 
-Requests are answered one at a time (the model and its LLM are shared), in a worker thread, so
+Requests are answered one at a time (the model and its LLM are shared), on one worker thread, so
 ``/ping`` answers while a call is being scored.
 """
 
@@ -24,7 +24,7 @@ import asyncio
 import io
 import json
 import logging
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pandas as pd
@@ -108,14 +108,15 @@ def create_app(recommender: Recommender, max_body_bytes: int = MAX_BODY_BYTES, v
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
-    lock = threading.Lock()  # one call at a time: the model and its LLM are shared
+    # one call at a time (the model and its LLM are shared), always on the same worker thread: a
+    # pool's many threads would each grow their own allocator arena (memory that never comes back)
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recommend")
 
     def error(status: int, code: str, message: str) -> JSONResponse:
         return JSONResponse({"error_code": code, "message": message}, status_code=status)
 
     def answer(requests: list[Any]) -> str:
-        with lock:
-            table = recommender.recommend(requests)
+        table = recommender.recommend(requests)
         return '{"predictions": ' + table.to_json(orient="records", force_ascii=False) + "}"
 
     async def invocations(request) -> Response:
@@ -131,7 +132,7 @@ def create_app(recommender: Recommender, max_body_bytes: int = MAX_BODY_BYTES, v
                                                          f"{size:,} bytes; at most {max_body_bytes:,} bytes per call")
         try:
             requests = parse_body(b"".join(chunks), request.headers.get("content-type"))
-            body = await asyncio.to_thread(answer, requests)
+            body = await asyncio.get_running_loop().run_in_executor(worker, answer, requests)
         except BodyError as failure:
             return error(failure.status, "UNSUPPORTED_MEDIA_TYPE", failure.message)
         except InputError as failure:
