@@ -121,6 +121,8 @@ def test_run_logs_registers_and_describes_the_model(trained):
 
 def test_a_worse_retrain_becomes_challenger_unless_forced(trained):
     """The champion policy, on the run's own model registered again under other scores."""
+    import mlflow
+
     from glta_pipelines.serving.registry import register
 
     project, mlflow_run = trained
@@ -128,14 +130,15 @@ def test_a_worse_retrain_becomes_challenger_unless_forced(trained):
     uri = f"sqlite:///{project / 'mlflow.db'}"
     model = client.search_logged_models(experiment_ids=[mlflow_run.info.experiment_id])[0]
     info = type("Info", (), {"model_uri": f"models:/{model.model_id}", "model_id": model.model_id})()
-    champion = float(client.get_model_version_by_alias(MODEL, "champion").tags["valid_recall_at_20"])
+    registry = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)  # not the process's global registry
+    champion = float(registry.get_model_version_by_alias(MODEL, "champion").tags["valid_recall_at_20"])
     name = "glta-policy-check"
     assert register(uri, info, mlflow_run.info.run_id, name, champion, "auto") == ("1", "champion")
     assert register(uri, info, mlflow_run.info.run_id, name, champion - 0.01, "auto") == ("2", "challenger")
     assert register(uri, info, mlflow_run.info.run_id, name, champion + 0.01, "never") == ("3", "challenger")
     assert register(uri, info, mlflow_run.info.run_id, name, champion - 0.05, "always") == ("4", "champion")
     assert register(uri, info, mlflow_run.info.run_id, name, champion + 0.001, "auto") == ("5", "champion")
-    assert str(client.get_model_version_by_alias(name, "champion").version) == "5"
+    assert str(registry.get_model_version_by_alias(name, "champion").version) == "5"
 
 
 def _post(port: int, payload: dict) -> tuple[int, dict]:

@@ -158,7 +158,10 @@ def register_version(tracking_uri: str, info: mlflow.models.model.ModelInfo, run
 
 
 def _registry_client(tracking_uri: str) -> mlflow.MlflowClient:
-    mlflow.set_tracking_uri(tracking_uri)  # the registry resolves ``models:/<model id>`` through the global store
+    # the registry resolves ``models:/<model id>`` through the global store: both URIs, so one set
+    # earlier in the process (a notebook, another model) never sends a version to another store
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
     return mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
