@@ -32,8 +32,10 @@ def run(project: Path, runtime_params: dict | None = None, pipeline: str = "full
 
 
 def runs(project: Path):
-    """The project's MLflow client and its runs, newest first (none before the first run)."""
-    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    """The project's MLflow client (its store for runs and registry alike, whatever registry this
+    process set globally) and its runs, newest first (none before the first run)."""
+    uri = f"sqlite:///{project / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     experiment = client.get_experiment_by_name("glta-pipelines")
     if experiment is None:
         return client, []

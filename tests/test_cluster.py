@@ -48,7 +48,7 @@ def test_cluster_env_runs_full_on_fsspec_data_against_a_tracking_server(project,
     assert memory.glob("/glta-cluster-test/07_model_output/recommendations.parquet/*/*.parquet")
     local = [p for p in (project / "data").rglob("*") if p.is_file()] if (project / "data").exists() else []
     assert all("gllm_checkpoints" in str(p) for p in local), local  # only the training scratch stays local
-    client = MlflowClient(tracking_server)
+    client = MlflowClient(tracking_uri=tracking_server, registry_uri=tracking_server)
     (run,) = client.search_runs([client.get_experiment_by_name("glta-pipelines").experiment_id])
     assert run.info.status == "FINISHED" and 0 <= run.data.metrics["test.glta.recall_at_20"] <= 1
     assert {a.path for a in client.list_artifacts(run.info.run_id, "evaluate")} >= {"evaluate/metrics.csv"}

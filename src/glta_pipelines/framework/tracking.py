@@ -112,7 +112,7 @@ def client(tracking_uri: str) -> MlflowClient:
 
 @lru_cache(maxsize=4)
 def _client(tracking_uri: str, pid: int) -> MlflowClient:
-    return MlflowClient(tracking_uri=tracking_uri)
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
 def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -197,7 +197,7 @@ def download_registered(tracking_uri: str, name: str, alias: str, destination: P
 def _check_registered(tracking_uri: str, name: str, alias: str, where: str) -> str:
     """The version ``name@alias`` points at, or an error naming the parameters ``<where>.model_name``
     and ``<where>.alias`` with what exists; sets the global tracking and registry URIs."""
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    client = _registry_client(tracking_uri)
     try:
         registered = client.get_registered_model(name)
     except MlflowException:
