@@ -18,3 +18,11 @@ def test_every_stage_is_namespaced():
     for stage, pipe in register_pipelines().items():
         if stage in STAGES:
             assert {n.namespace for n in pipe.nodes} == {stage}
+
+
+def test_sequential_adds_sasrec_to_full_and_full_stays_as_it_was():
+    pipelines = register_pipelines()
+    names = {n.name for n in pipelines["sequential"].nodes}
+    assert {"baselines.train_sasrec", "evaluate.evaluate_sasrec", "evaluate.evaluate_glta"} <= names
+    assert {n.name for n in pipelines["full"].nodes} == names - {"baselines.train_sasrec", "evaluate.evaluate_sasrec"}
+    assert "baselines.sasrec_weights" in pipelines["sequential"].all_outputs()

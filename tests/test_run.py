@@ -188,3 +188,25 @@ def test_cold_items_split_evaluates_each_method_on_cold_warm_and_all_items(proje
     for method in ("popularity", "lightgcn", "ease", "glta"):
         for split in ("valid", "test", "valid_cold", "test_cold", "valid_warm", "test_warm"):
             assert 0 <= metrics[f"{split}.{method}.ndcg_at_20"] <= 1, (split, method)
+
+
+def test_sequential_pipeline_on_the_temporal_split_adds_sasrec_and_counts_what_it_drops(project):
+    """`kedro run --pipelines=sequential --params graph.split.strategy=temporal`: one cut-off time for
+    everyone, held-out interactions of users or items training never saw dropped and counted, and
+    SASRec evaluated beside the methods of `full` (with Hit and MRR chartable)."""
+    run(project, {"dataset": {"name": "movielens-1m", "path": str(FIXTURES / "movielens-1m")},
+                  "graph": {"split": {"strategy": "temporal", "temporal_quantiles": [0.6, 0.8]}},
+                  "registry": {"log_model": False}}, pipeline="sequential")
+    client, found = runs(project)
+    metrics = found[0].data.metrics
+    assert metrics["graph.n_held_out_dropped"] >= 0 and metrics["graph.n_test"] >= 1
+    from glta_pipelines.core.data.interactions import to_implicit
+    from glta_pipelines.core.data.sources import load_dataset
+
+    source = load_dataset({"name": "movielens-1m", "path": str(FIXTURES / "movielens-1m")}).interactions
+    assert metrics["graph.n_interactions"] + metrics["graph.n_held_out_dropped"] == len(to_implicit(source, None))
+    for method in ("popularity", "lightgcn", "ease", "sasrec", "glta"):
+        for metric in ("recall", "ndcg", "hit_rate", "mrr"):
+            assert 0 <= metrics[f"test.{method}.{metric}_at_20"] <= 1, (method, metric)
+    assert [m.step for m in client.get_metric_history(found[0].info.run_id, "sasrec.loss")] == [1, 2, 3]
+

@@ -21,6 +21,9 @@ from glta_pipelines.pipelines import (
 
 # Text-aware baselines that the cold_start pipeline trains beside the cold-start methods.
 COLD_START_BASELINES = ("lightgcn_plus",)
+# The next-item comparison (`--params graph.split.strategy=leave-last-out` or `temporal`): full's
+# methods and the sequential models of the registry.
+SEQUENTIAL = tuple(m for m in method_names() if METHODS[m].scoring == "sequence")
 # In run order.
 STAGES = {
     "ingest": ingest.create_pipeline,
@@ -41,7 +44,8 @@ PARTIAL = {
 def register_pipelines() -> dict[str, Pipeline]:
     """Each stage by name, ``full`` = all stages, ``__default__`` = ``full``, plus :data:`PARTIAL`
     ``paper``: ``full`` with every baseline of the GLTA paper's comparison, ``cold_start``: the
-    cold-start methods beside popularity, LightGCN and EASE, ``recommend``: batch
+    cold-start methods beside popularity, LightGCN and EASE, ``sequential``: ``full`` with SASRec
+    (the next-item protocol), ``recommend``: batch
     recommendations from a registered model, and ``add_items``: new items into a registered model
     by their text."""
     pipelines = {name: create() for name, create in STAGES.items()}
@@ -59,6 +63,10 @@ def register_pipelines() -> dict[str, Pipeline]:
         + baselines.create_pipeline(trained_by("baselines", default_only=True) + COLD_START_BASELINES) \
         + cold_start.create_pipeline() + pipelines["align_tokens"] + pipelines["gllm_finetune"] \
         + evaluate.create_pipeline(graph_methods + tuple(m for m in method_names(cold_start=True) if METHODS[m].cold_start))
+    pipelines["sequential"] = sum((pipelines[s] for s in ("ingest", "graph", "pretrain_gnn")), Pipeline([])) \
+        + baselines.create_pipeline(trained_by("baselines", default_only=True) + SEQUENTIAL) \
+        + pipelines["align_tokens"] + pipelines["gllm_finetune"] \
+        + evaluate.create_pipeline(tuple(m for m in method_names() if METHODS[m].default or m in SEQUENTIAL))
     pipelines.update(partial)
     pipelines["recommend"] = recommend.create_pipeline()  # scoring with a registered model: not part of full
     pipelines["add_items"] = add_items.create_pipeline()  # new items into a registered model: not part of full

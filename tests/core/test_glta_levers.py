@@ -54,6 +54,23 @@ def test_history_slot_holds_item_tokens_their_mean_or_chunk_means(tiny, graph, k
     assert hidden.shape == (1, tiny[0].config.hidden_size)
 
 
+def test_shuffled_history_order_keeps_the_items_and_drops_their_time_order(tiny, graph):
+    timed = tiny_gllm(tiny, graph, epochs=1)
+    shuffled = tiny_gllm(tiny, graph, epochs=1, history_order="shuffled")
+    histories = [np.array([3, 1, 4, 0, 5]), np.array([5, 0, 4, 1, 3]), np.array([2])]
+    assert timed.ordered(histories) is histories
+    orders = shuffled.ordered(histories)
+    assert [sorted(o) for o in orders] == [sorted(h) for h in histories]
+    # one fixed order of the catalogue: the same set reads the same whatever its time order
+    assert orders[0].tolist() == orders[1].tolist()
+    assert [o.tolist() for o in orders] == [o.tolist() for o in shuffled.ordered(histories)]
+    with torch.no_grad():
+        same = shuffled.hidden(torch.tensor([0, 0]), histories[:2])
+        t = timed.hidden(torch.tensor([0, 0]), histories[:2])
+    torch.testing.assert_close(same[0], same[1])  # order gone: two time orders of one set, one prompt
+    assert not torch.allclose(t[0], t[1])  # in time order they differ
+
+
 def test_cache_then_train_moves_only_the_gllm_layer(tiny, graph):
     model = tiny_gllm(tiny, graph, epochs=0, head_epochs=6, cache_draws=2, head_eval_every=2, head_patience=10,
                    head_learning_rate=0.05, history_length=1000)

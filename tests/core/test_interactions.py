@@ -173,3 +173,32 @@ def test_cold_fractions_that_cannot_make_the_split_are_named(interactions, fract
                                                    "graph.split"))
     with pytest.raises(InputError, match=r"graph\.split\.strategy: found 'cold'; expected one of 'random', "):
         split_per_user(encoded, SplitConfig(strategy="cold"))
+
+
+def test_temporal_split_cuts_everyone_at_the_same_times_and_drops_what_training_never_saw():
+    # two users over ten days; item 9 appears only after the cut, user "late" only in the test period
+    rows = [("a", i % 4, day) for i, day in enumerate(range(0, 10))] + [("b", i % 3, day) for i, day in enumerate(range(0, 8))]
+    rows += [("a", 9, 9), ("late", 1, 9)]
+    interactions = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).assign(rating=1.0)
+    encoded, user_map, item_map = _encoded(interactions)
+    splits = split_per_user(encoded, SplitConfig(strategy="temporal", temporal_quantiles=(0.6, 0.8)))
+    times = sorted(interactions["timestamp"])
+    cut_valid, cut_test = times[int(0.6 * len(times))], times[int(0.8 * len(times))]
+    assert splits["train"]["timestamp"].max() < cut_valid <= splits["valid"]["timestamp"].min()
+    assert splits["valid"]["timestamp"].max() < cut_test <= splits["test"]["timestamp"].min()
+    dropped = splits["dropped"]
+    late = int(user_map.set_index("user_id").loc["late", "user_idx"])
+    nine = int(item_map.set_index("item_id").loc[9, "item_idx"])
+    assert set(zip(dropped["user_idx"], dropped["reason"])) >= {(late, "new_user")}
+    assert nine in set(dropped.loc[dropped["reason"] == "new_item", "item_idx"])
+    kept = pd.concat([splits["valid"], splits["test"]])
+    assert set(kept["user_idx"]) <= set(splits["train"]["user_idx"]) and set(kept["item_idx"]) <= set(splits["train"]["item_idx"])
+    assert sum(len(splits[n]) for n in ("train", "valid", "test", "dropped")) == len(encoded)
+    again = split_per_user(encoded, SplitConfig(strategy="temporal", temporal_quantiles=(0.6, 0.8)))
+    pd.testing.assert_frame_equal(again["test"], splits["test"])
+
+
+@pytest.mark.parametrize("quantiles", [(0.9, 0.8), (0.0, 0.5), (0.5, 1.0), (0.5,)])
+def test_temporal_quantiles_that_cannot_make_the_split_are_named(quantiles):
+    with pytest.raises(InputError, match="graph.split.temporal_quantiles"):
+        SplitConfig(strategy="temporal", temporal_quantiles=quantiles).validate()

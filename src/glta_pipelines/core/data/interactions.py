@@ -83,8 +83,10 @@ class SplitConfig:
     cold_fraction: float = 0.2
     # cold-users: each cold user's earliest interactions given as its history when it is scored
     cold_history: int = 3
+    # temporal: the quantiles of all interactions' times where validation and test begin
+    temporal_quantiles: tuple[float, float] = (0.8, 0.9)
 
-    STRATEGIES = ("random", "leave-last-out", "cold-items", "cold-users")
+    STRATEGIES = ("random", "leave-last-out", "temporal", "cold-items", "cold-users")
 
     def validate(self) -> None:
         """Raise :class:`InputError` for a split that cannot be made."""
@@ -100,6 +102,11 @@ class SplitConfig:
                 f"{list(self.ratios)} (sum {sum(self.ratios):.4g})",
                 "three non-negative ratios [train, valid, test] that sum to 1",
             )
+        quantiles = self.temporal_quantiles
+        if (len(quantiles) != 2 or not all(isinstance(q, (int, float)) for q in quantiles)
+                or not 0 < quantiles[0] < quantiles[1] < 1):
+            raise InputError("parameter graph.split.temporal_quantiles", repr(list(quantiles)),
+                             "two increasing fractions in (0, 1): where validation and test begin in time")
         if not isinstance(self.cold_history, int) or self.cold_history < 1:
             raise InputError("parameter graph.split.cold_history", repr(self.cold_history),
                              "a positive number of interactions shown as a new user's history")
@@ -116,7 +123,8 @@ def split_per_user(encoded: pd.DataFrame, config: SplitConfig) -> dict[str, pd.D
 
     ``random``: shuffle each user's interactions and cut by ``ratios`` (valid and test get at
     least one each). ``leave-last-out``: the latest interaction is test, the one before valid.
-    Users with fewer than ``min_interactions`` go wholly to train. ``cold-items``: see
+    Users with fewer than ``min_interactions`` go wholly to train. ``temporal``: see
+    :func:`split_temporal` (one cut-off time for everyone). ``cold-items``: see
     :func:`split_cold_items`; ``cold-users``: see :func:`split_cold_users` (the only strategy
     with a fourth table, ``history``).
     """
@@ -125,6 +133,8 @@ def split_per_user(encoded: pd.DataFrame, config: SplitConfig) -> dict[str, pd.D
         return split_cold_items(encoded, config)
     if config.strategy == "cold-users":
         return split_cold_users(encoded, config)
+    if config.strategy == "temporal":
+        return split_temporal(encoded, config)
     rng = np.random.default_rng(config.seed)
     frame = encoded.assign(_key=rng.random(len(encoded)))
     if config.strategy == "random":
@@ -148,6 +158,38 @@ def split_per_user(encoded: pd.DataFrame, config: SplitConfig) -> dict[str, pd.D
     frame = frame.drop(columns="_key")
     splits = {name: frame[part == i].sort_values(["user_idx", "timestamp"], kind="stable").reset_index(drop=True)
               for i, name in enumerate(SPLIT_NAMES)}
+    return splits
+
+
+def split_temporal(encoded: pd.DataFrame, config: SplitConfig) -> dict[str, pd.DataFrame]:
+    """The global time split: every interaction at or after the time at ``temporal_quantiles[0]`` of
+    all interactions is held out, validation until the time at ``temporal_quantiles[1]``, test from
+    it; train is everything earlier, for every user alike (no future leaks into training).
+
+    A held-out interaction of a user or an item that training never saw cannot be scored from the
+    graph, so it is dropped, and returned as ``dropped`` with its ``split`` and ``reason``
+    (``new_user`` first, else ``new_item``) so that the run can count it.
+    """
+    times = np.sort(encoded["timestamp"].to_numpy())
+    cut_valid, cut_test = (times[min(len(times) - 1, int(q * len(times)))] for q in config.temporal_quantiles)
+    time = encoded["timestamp"].to_numpy()
+    part = np.where(time < cut_valid, 0, np.where(time < cut_test, 1, 2))
+    order = ["user_idx", "timestamp", "item_idx"]
+    train = encoded[part == 0].sort_values(order, kind="stable").reset_index(drop=True)
+    if train.empty or not (part == 2).any():
+        raise InputError("parameter graph.split.temporal_quantiles", repr(list(config.temporal_quantiles)),
+                         f"quantiles that leave interactions before the validation cut-off and after the test cut-off "
+                         f"(cut-offs at times {cut_valid} and {cut_test} of {times[0]}..{times[-1]})")
+    splits, dropped = {"train": train}, []
+    users, items = set(train["user_idx"]), set(train["item_idx"])
+    for i, name in ((1, "valid"), (2, "test")):
+        held = encoded[part == i]
+        new_user = ~held["user_idx"].isin(users).to_numpy()
+        new_item = ~held["item_idx"].isin(items).to_numpy() & ~new_user
+        dropped.append(held[new_user | new_item].assign(split=name, reason=np.where(new_user[new_user | new_item],
+                                                                                     "new_user", "new_item")))
+        splits[name] = held[~(new_user | new_item)].sort_values(order, kind="stable").reset_index(drop=True)
+    splits["dropped"] = pd.concat(dropped, ignore_index=True)
     return splits
 
 
@@ -213,6 +255,15 @@ def split_cold_users(encoded: pd.DataFrame, config: SplitConfig) -> dict[str, pd
 
     return {"train": warm["train"], "valid": joined(warm["valid"], targets[in_valid]),
             "test": joined(warm["test"], targets[~in_valid]), HISTORY: history.reset_index(drop=True)}
+
+
+def user_sequences(interactions: pd.DataFrame, n_users: int) -> list[np.ndarray]:
+    """Each user's item indices in time order (ties broken by item index); empty for a user without any."""
+    ordered = interactions.sort_values(["user_idx", "timestamp", "item_idx"], kind="stable")
+    # np.array copies: torch.from_numpy needs a writable array
+    groups = ordered.groupby("user_idx")["item_idx"].apply(lambda s: np.array(s, dtype=np.int64))
+    empty = np.zeros(0, dtype=np.int64)
+    return [groups.get(u, empty) for u in range(n_users)]
 
 
 def trained_items(train: pd.DataFrame, n_items: int) -> np.ndarray:

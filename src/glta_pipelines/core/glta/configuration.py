@@ -84,6 +84,9 @@ class GLLMConfig:
     # items: one token per history item; mean: one token, the mean of all of them; chunks: the
     # means of history_chunks consecutive slices (time order)
     history_tokens: str = "chunks"
+    # time: the history in time order (latest last, next to the prediction token); shuffled: the
+    # same items in a fixed random order of the catalogue (seed), the control for what order adds
+    history_order: str = "time"
     # chunk tokens per prompt with history_tokens: chunks
     history_chunks: int = 8
     # mask: each step hides a fraction of the user's training items and predicts them;
@@ -140,7 +143,8 @@ class GLLMConfig:
     def validate(self) -> None:
         choices = {"target_scheme": ("holdout", "mask", "multinomial"), "encoder": ("llm", "mean"),
                    "scoring_space": ("graph", "token", "free"), "user_projector_kind": ("linear", "mlp"),
-                   "history_tokens": ("items", "mean", "chunks"), "logits": ("dot", "cosine")}
+                   "history_tokens": ("items", "mean", "chunks"),
+                   "history_order": ("time", "shuffled"), "logits": ("dot", "cosine")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise InputError(f"parameter gllm_finetune.gllm.{name}", repr(getattr(self, name)), f"one of {allowed}")

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from glta_pipelines.core.data.interactions import user_sequences
 from glta_pipelines.core.glta.configuration import GLLMConfig
 
 # (user, items shown in the prompt, target items, known items masked out of the loss)
@@ -16,11 +17,7 @@ Example = tuple[int, np.ndarray, np.ndarray, np.ndarray]
 
 def user_histories(interactions: pd.DataFrame, n_users: int) -> list[np.ndarray]:
     """Each user's item indices in time order (ties broken by item index)."""
-    ordered = interactions.sort_values(["user_idx", "timestamp", "item_idx"], kind="stable")
-    # np.array copies: torch.from_numpy needs a writable array
-    groups = ordered.groupby("user_idx")["item_idx"].apply(lambda s: np.array(s, dtype=np.int64))
-    empty = np.zeros(0, dtype=np.int64)
-    return [groups.get(u, empty) for u in range(n_users)]
+    return user_sequences(interactions, n_users)
 
 
 @dataclass

@@ -93,7 +93,7 @@ class GLLM(nn.Module):
         shown = np.unique(np.concatenate([np.asarray(h, dtype=np.int64) for h in histories] or [np.zeros(0, np.int64)]))
         table = self.item_projector(self.graph_item[torch.from_numpy(shown).to(device)])
         item_tokens = [self.history_tokens(table[torch.from_numpy(np.searchsorted(shown, h)).to(device)])
-                       for h in histories]
+                       for h in self.ordered(histories)]
         if self.config.encoder == "mean":
             return torch.stack([torch.cat([u[None], t]).mean(0) for u, t in zip(user_tokens, item_tokens)])
         embed = self.llm.get_input_embeddings()
@@ -113,6 +113,14 @@ class GLLM(nn.Module):
         if hidden is None:
             hidden = self.hidden(users, histories)
         return self.logits(users, hidden, self.graph_base)
+
+    def ordered(self, histories: list[np.ndarray]) -> list[np.ndarray]:
+        """The histories as the prompt reads them (``config.history_order``): in time order, or each
+        sorted by a fixed random key per item drawn from ``config.seed`` (the same items, the order gone)."""
+        if self.config.history_order == "time":
+            return histories
+        key = np.random.default_rng([self.config.seed, 7]).permutation(self.graph_item.shape[0])
+        return [np.asarray(h)[np.argsort(key[np.asarray(h, dtype=np.int64)], kind="stable")] for h in histories]
 
     def history_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         """The history slot's tokens from the (n, d) item tokens, by ``config.history_tokens``."""

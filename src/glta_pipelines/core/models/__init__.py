@@ -12,6 +12,8 @@ Map of the package:
   node text).
 - ``hccf.py``: HCCF and HCCF+; ``lightgcn_plus.py``: LightGCN+; ``rlmrec_con.py`` and
   ``rlmrec_gen.py``: RLMRec's contrastive and generative variants.
+- ``sasrec.py``: SASRec, the sequential baseline (causal self-attention over a user's latest
+  items; RecBole's defaults), :func:`sequence_scorer` reads each user's items in time order.
 
 GLTA itself lives in :mod:`glta_pipelines.core.glta` (it needs the LLM).
 """

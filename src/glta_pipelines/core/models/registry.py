@@ -12,6 +12,8 @@ How a method is scored (:attr:`Method.scoring`):
   :attr:`Method.embeddings` (a dict ``{"user", "item"}`` of tensors).
 - ``ease``: ``X_train @ B`` with EASE's item-item weights.
 - ``glta``: the GLLM layer on the LLM's hidden state at the prediction token.
+- ``sequence``: a sequential model (SASRec) reading each user's items in time order: validation
+  from the training sequence, test from training + validation (as GLTA's prompts, and RecBole).
 
 A cold-start method (stage ``cold_start``, pipeline ``cold_start``) is LightGCN with each item
 that training never saw placed from its content (:attr:`Method.content`, an encoder of
@@ -37,8 +39,9 @@ from glta_pipelines.core.models.hccf import HCCF, HCCFConfig
 from glta_pipelines.core.models.lightgcn_plus import LightGCNPlus
 from glta_pipelines.core.models.rlmrec_con import RLMRecCon, RLMRecConConfig
 from glta_pipelines.core.models.rlmrec_gen import RLMRecGen, RLMRecGenConfig
+from glta_pipelines.core.models.sasrec import SASRecConfig
 
-SCORINGS = ("popularity", "embeddings", "ease", "glta")
+SCORINGS = ("popularity", "embeddings", "ease", "glta", "sequence")
 # what a cold-start method reads about an item: genres and decade, knowledge-graph entities, or its
 # text through MiniLM, the LLM, or the LLM's architecture with random weights
 CONTENT_ENCODERS = ("genres", "knowledge_graph", "minilm", "llm", "random_llm")
@@ -112,6 +115,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("popularity", "Popularity", "popularity", default=True),
     Method("lightgcn", "LightGCN", "embeddings", default=True, stage="pretrain_gnn", embeddings="pretrain_gnn.embeddings"),
     Method("ease", "EASE", "ease", default=True, stage="baselines", config=EASEConfig),
+    Method("sasrec", "SASRec", "sequence", stage="baselines", config=SASRecConfig),
     _baseline("hccf", "HCCF", _hccf, HCCFConfig),
     _baseline("lightgcn_plus", "LightGCN+", _lightgcn_plus, twin="lightgcn", text_aware=True),
     _baseline("hccf_plus", "HCCF+", _hccf, HCCFConfig, params="hccf", twin="hccf", text_aware=True),

@@ -16,6 +16,7 @@ from glta_pipelines.core.models.ease import EASEConfig, fit_ease
 from glta_pipelines.core.models.graph_encoder import EdgeDropout, node_text
 from glta_pipelines.core.models.lightgcn import LightGCNConfig
 from glta_pipelines.core.models.registry import METHODS
+from glta_pipelines.core.models.sasrec import SASRecConfig, to_artifact, train_sasrec
 from glta_pipelines.core.llm.backbone import LLMConfig
 from glta_pipelines.core.data.recbole_export import recbole_files
 from glta_pipelines.core.llm.text_encoder import TextEncoderConfig, encode_texts, item_texts
@@ -56,6 +57,14 @@ def embed_item_texts(items: pd.DataFrame, item_map: pd.DataFrame, text_encoder: 
     return TensorArtifact({"item": embeddings}, {"encoder": config.name, "max_tokens": config.max_tokens,
                                                  "llm": llm.get("model") if config.name != "minilm" else None,
                                                  "dim": int(embeddings.shape[1])})
+
+
+def train_sequential(train: pd.DataFrame, valid: pd.DataFrame, user_map: pd.DataFrame, item_map: pd.DataFrame,
+                     params: dict[str, Any]) -> tuple[TensorArtifact, pd.DataFrame]:
+    """SASRec on each user's training sequence: (self-describing weights, per-epoch history)."""
+    config = config_from_params(SASRecConfig, params, "baselines.sasrec")
+    trained = train_sasrec(train, valid, len(user_map), len(item_map), config, on_epoch_end=epoch_logger("sasrec"))
+    return to_artifact(trained, len(item_map)), trained.history
 
 
 def train_graph_baseline(method: str, train: pd.DataFrame, valid: pd.DataFrame, user_map: pd.DataFrame,

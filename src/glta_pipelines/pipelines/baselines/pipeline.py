@@ -16,6 +16,7 @@ from glta_pipelines.pipelines.baselines.nodes import (
     export_recbole,
     train_ease,
     train_graph_baseline,
+    train_sequential,
 )
 
 SPLIT_INPUTS = {name: f"graph.{name}" for name in ("train", "valid", "test", "user_map", "item_map")}
@@ -28,6 +29,9 @@ SCHEDULE = "params:lightgcn"  # the graph baselines train on LightGCN's schedule
 
 def _trainer(method: str) -> Node:
     spec = METHODS[method]
+    if spec.scoring == "sequence":  # SASRec: each user's training items in time order
+        return Node(train_sequential, inputs=[*GRAPH, f"params:{spec.parameter_key}"],
+                    outputs=[f"{method}_weights", f"{method}_history"], name=f"train_{method}")
     if spec.build is None:  # EASE: closed form, its lambda chosen on validation
         return Node(train_ease, inputs=[*GRAPH, "params:ease"], outputs=["ease_weights", "ease_selection"],
                     name="train_ease")

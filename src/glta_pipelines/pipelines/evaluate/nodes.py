@@ -11,13 +11,14 @@ import torch
 from matplotlib.figure import Figure
 
 from glta_pipelines.core.artifacts import TensorArtifact
-from glta_pipelines.core.data.interactions import trained_items
+from glta_pipelines.core.data.interactions import trained_items, user_sequences
 from glta_pipelines.core.models.popularity import popularity_scorer
 from glta_pipelines.core.evaluation.breakdowns import breakdown_table
 from glta_pipelines.core.models.ease import ease_scorer
 from glta_pipelines.core.errors import InputError
 from glta_pipelines.core.glta import history_scorer, residual_base, restore_gllm
 from glta_pipelines.core.models.lightgcn import dot_product_scorer, fold_in_users
+from glta_pipelines.core.models.sasrec import from_artifact, sequence_scorer
 from glta_pipelines.core.evaluation.plots import breakdown_chart, metrics_bar_chart
 from glta_pipelines.core.evaluation.ranking import METRIC_NAMES, evaluate_splits, paired_bootstrap, rank_top_k
 
@@ -59,6 +60,23 @@ def evaluate_ease(
     scorer = ease_scorer(rows, weights["item_item"], len(user_map))
     return _evaluate("ease", scorer, train, valid, test, user_map, item_map, cold_history, evaluation,
                      split_strategy=split_strategy)
+
+
+def evaluate_sequence(
+    method: str, weights: TensorArtifact, train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame,
+    user_map: pd.DataFrame, item_map: pd.DataFrame, cold_history: pd.DataFrame, evaluation: dict[str, Any],
+    split_strategy: str = "random",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Metrics of a sequential model rebuilt from its weights (table, per-user test metrics): it reads
+    each user's training items in time order for validation, and training + validation items for
+    test (as GLTA's prompts do); a new user's history is its sequence. Bound with ``functools.partial``."""
+    model = from_artifact(weights)
+    shown = pd.concat([train, cold_history], ignore_index=True) if len(cold_history) else train
+    n_users = len(user_map)
+    scorer = sequence_scorer(model, user_sequences(shown, n_users))
+    test_scorer = sequence_scorer(model, user_sequences(pd.concat([shown, valid], ignore_index=True), n_users))
+    return _evaluate(method, scorer, train, valid, test, user_map, item_map, cold_history, evaluation, test_scorer,
+                     split_strategy)
 
 
 def evaluate_glta(

@@ -17,6 +17,7 @@ from glta_pipelines.pipelines.evaluate.nodes import (
     evaluate_glta,
     evaluate_glta_placed,
     evaluate_popularity,
+    evaluate_sequence,
     plot_metrics,
 )
 
@@ -41,7 +42,8 @@ FIXED_INPUTS = {
 def external_inputs() -> dict[str, str]:
     """Every input this stage may read from an earlier stage, with its catalog name."""
     embeddings = {f"{m.name}_embeddings": m.embeddings for m in METHODS.values() if m.embeddings}
-    return {**FIXED_INPUTS, **embeddings}
+    sequential = {f"{m.name}_weights": f"baselines.{m.name}_weights" for m in METHODS.values() if m.scoring == "sequence"}
+    return {**FIXED_INPUTS, **embeddings, **sequential}
 
 
 def _node(method: str) -> Node:
@@ -53,6 +55,9 @@ def _node(method: str) -> Node:
     if scoring == "ease":
         return Node(evaluate_ease, inputs=[f"{method}_weights", *SPLIT, "params:evaluation", STRATEGY], outputs=outputs,
                     name=f"evaluate_{method}")
+    if scoring == "sequence":
+        return Node(_bound(evaluate_sequence, method), inputs=[f"{method}_weights", *SPLIT, "params:evaluation", STRATEGY],
+                    outputs=outputs, name=f"evaluate_{method}")
     if scoring == "embeddings":
         # partial of a module-level function: picklable, so ParallelRunner can run it
         return Node(_bound(evaluate_embeddings, method), inputs=[f"{method}_embeddings", *SPLIT, "params:evaluation", STRATEGY],

@@ -55,16 +55,21 @@ def split_interactions(
     """Encode ids and split each user's interactions into (train, valid, test, cold_history); the
     last is the new-user split's histories (no rows under any other strategy)."""
     splits = split_per_user(encode_ids(implicit, user_map, item_map), config_from_params(SplitConfig, split, "graph.split"))
+    if "dropped" in splits:  # the temporal split: held-out interactions of users or items training never saw
+        counts = splits["dropped"].groupby(["split", "reason"]).size()
+        log.info("Temporal split: dropped held-out interactions that training cannot score: %s",
+                 ", ".join(f"{s} {r} {n}" for (s, r), n in counts.items()) or "none")
     return splits["train"], splits["valid"], splits["test"], splits.get(HISTORY, splits["train"].iloc[:0])
 
 
 def compute_statistics(
     train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame, user_map: pd.DataFrame, item_map: pd.DataFrame,
-    split_strategy: str = "random", cold_history: pd.DataFrame | None = None,
+    split_strategy: str = "random", cold_history: pd.DataFrame | None = None, implicit: pd.DataFrame | None = None,
 ) -> dict[str, float]:
     """Users, items, edges and density of the graph, overall and per split; with the new-item split
     also the cold items of valid and test and the users that have one (those its cold task scores);
-    with the new-user split the cold users of valid and test and their history interactions."""
+    with the new-user split the cold users of valid and test and their history interactions; with the
+    temporal split the held-out interactions dropped because training never saw their user or item."""
     stats = graph_statistics({"train": train, "valid": valid, "test": test}, len(user_map), len(item_map))
     if split_strategy == "cold-items":
         for name, held_out in (("valid", valid), ("test", test)):
@@ -76,6 +81,8 @@ def compute_statistics(
         for name, held_out in (("valid", valid), ("test", test)):
             stats[f"n_{name}_cold_users"] = len(cold & set(held_out["user_idx"]))
         stats["n_cold_history"] = len(cold_history)
+    if split_strategy == "temporal" and implicit is not None:
+        stats["n_held_out_dropped"] = len(implicit) - stats["n_interactions"]
     log.info("Graph: %s", ", ".join(f"{k}={v:.4g}" for k, v in stats.items()))
     return stats
 

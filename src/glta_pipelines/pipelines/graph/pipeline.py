@@ -21,7 +21,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(split_interactions, inputs=["implicit_interactions", "user_map", "item_map", "params:split"],
                  outputs=["train", "valid", "test", "cold_history"], name="split_interactions"),
             Node(compute_statistics, inputs=["train", "valid", "test", "user_map", "item_map", "params:split.strategy",
-                                             "cold_history"],
+                                             "cold_history", "implicit_interactions"],
                  outputs="statistics", name="compute_statistics"),
             Node(data_quality_report, inputs=["ingest_report", "filter_counts", "statistics"],
                  outputs="data_quality", name="data_quality_report"),
