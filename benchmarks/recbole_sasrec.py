@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -105,8 +107,14 @@ def main() -> None:
         if args.epochs:
             config.update(epochs=args.epochs, stopping_step=args.epochs + 1, eval_step=args.epochs)
         start = time.perf_counter()
+        # RecBole 1.2.1 reloads its own best checkpoint with torch.load, whose default became
+        # weights_only=True in torch 2.6; the file is the one it has just written
+        env = {**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
         out = subprocess.run([args.recbole_python, "-c", RECBOLE, json.dumps(config)], capture_output=True, text=True,
-                             cwd=tmp)
+                             cwd=tmp, env=env)
+        for log in Path(tmp).glob("log/SASRec/*.log"):  # RecBole's own log, kept beside the report
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(log, Path(args.out).with_suffix(".recbole.log"))
         line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
         if line is None:
             raise SystemExit(f"RecBole failed:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
