@@ -23,4 +23,4 @@ def test_bad_split_parameters_fail_in_the_node(interactions):
     implicit, _ = filter_interactions(interactions, None, 0)
     user_map, item_map = build_id_maps(implicit)
     with pytest.raises(InputError, match="graph.split.strategy"):
-        split_interactions(implicit, user_map, item_map, {"strategy": "temporal"})
+        split_interactions(implicit, user_map, item_map, {"strategy": "chronological"})
