@@ -18,6 +18,16 @@ from glta_pipelines.core.errors import InputError
 
 METRIC_NAMES = ("recall", "ndcg", "precision", "hit_rate", "mrr")
 
+
+def check_selection_metric(value: str, parameter: str) -> None:
+    """Raise :class:`InputError` naming ``parameter`` unless ``value`` is ``<metric>_at_<k>`` (a
+    validation metric this module computes, e.g. ``recall_at_20``)."""
+    metric, _, k = value.rpartition("_at_")
+    if metric not in METRIC_NAMES or not k.isdigit() or int(k) < 1:
+        raise InputError(parameter, repr(value),
+                         f"<metric>_at_<k> with <metric> one of {', '.join(METRIC_NAMES)} (e.g. recall_at_20)")
+
+
 # Maps a LongTensor of user indices to a (len(users), n_items) float tensor of scores.
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 

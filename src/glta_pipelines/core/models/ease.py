@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from glta_pipelines.core.errors import InputError
-from glta_pipelines.core.evaluation.ranking import METRIC_NAMES, ScoreFn, csr_row_entries, ranking_metrics, user_item_csr
+from glta_pipelines.core.evaluation.ranking import ScoreFn, check_selection_metric, csr_row_entries, ranking_metrics, user_item_csr
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +34,7 @@ class EASEConfig:
     def validate(self) -> None:
         if not self.lambdas or any(lam <= 0 for lam in self.lambdas):
             raise InputError("parameter baselines.ease.lambdas", list(self.lambdas), "a non-empty list of numbers above 0")
-        metric, _, k = self.selection_metric.rpartition("_at_")
-        if metric not in METRIC_NAMES or not k.isdigit() or int(k) < 1:
-            raise InputError("parameter baselines.ease.selection_metric", repr(self.selection_metric),
-                             f"<metric>_at_<k> with <metric> one of {', '.join(METRIC_NAMES)} (e.g. recall_at_20)")
+        check_selection_metric(self.selection_metric, "parameter baselines.ease.selection_metric")
 
 
 def gram_matrix(train: pd.DataFrame, n_users: int, n_items: int) -> torch.Tensor:

@@ -35,7 +35,7 @@ from torch import nn
 from glta_pipelines.core.artifacts import TensorArtifact, artifact_config
 from glta_pipelines.core.data.interactions import user_sequences
 from glta_pipelines.core.errors import InputError
-from glta_pipelines.core.evaluation.ranking import METRIC_NAMES, ScoreFn, ranking_metrics
+from glta_pipelines.core.evaluation.ranking import ScoreFn, check_selection_metric, ranking_metrics
 from glta_pipelines.core.reproducibility import deterministic
 from glta_pipelines.core.training.trainer import EpochCallback, Schedule, fit
 
@@ -78,10 +78,7 @@ class SASRecConfig:
             raise InputError(f"{where}.loss", repr(self.loss), "one of " + ", ".join(repr(x) for x in LOSSES))
         if self.learning_rate <= 0:
             raise InputError(f"{where}.learning_rate", self.learning_rate, "a number above 0")
-        metric, _, k = self.selection_metric.rpartition("_at_")
-        if metric not in METRIC_NAMES or not k.isdigit() or int(k) < 1:
-            raise InputError(f"{where}.selection_metric", repr(self.selection_metric),
-                             f"<metric>_at_<k> with <metric> one of {', '.join(METRIC_NAMES)} (e.g. recall_at_20)")
+        check_selection_metric(self.selection_metric, f"{where}.selection_metric")
 
 
 class _Block(nn.Module):
