@@ -1,5 +1,5 @@
-"""Project CLI: ``kedro seeds`` (``framework/seeds.py``), ``kedro serve`` (``serving/server.py``), and
-``kedro run``: Kedro's own, with three differences.
+"""Project CLI: ``kedro seeds`` (``framework/seeds.py``), ``kedro tune`` (``framework/tune.py``),
+``kedro serve`` (``serving/server.py``), and ``kedro run``: Kedro's own, with three differences.
 
 - A known error (bad parameters or data, inputs of mixed generations, a corrupted artifact: any
   :class:`~glta_pipelines.core.errors.InputError`, also when Kedro wrapped it) ends with its one-line
@@ -155,6 +155,63 @@ def _seeds(pipeline: str, seeds: str, vary_split: bool, reference: str, env: str
                               reference=reference, mlflow_config=mlflow_config)
     click.echo(f"MLflow parent run {parent}: summary in its artifacts seeds/summary.md, seeds/summary.csv", err=True)
     return table
+
+
+@cli.command(name="tune")
+@click.option("--study", "study", default="lightgcn", show_default=True,
+              help="A study of tune.studies (conf/base/parameters_tune.yml): its pipeline, objective and space.")
+@click.option("--trials", default=20, show_default=True, type=click.IntRange(min=1),
+              help="Finished or pruned trials the study should have; a resumed study runs only the missing ones.")
+@click.option("--env", "-e", "env", default=None, help="Kedro configuration environment.")
+@click.option("--params", "params", default="", callback=split_params,
+              help="Parameters for every trial's run, as for kedro run (key=value,...; not the searched keys).")
+def tune_command(study: str, trials: int, env: str | None, params: dict) -> None:
+    """Search a study's parameters with Optuna: one MLflow parent run, a nested run per trial,
+    pruning on the training curve, resumable after Ctrl-C; prints the best parameters and the
+    command that reproduces them (docs/tuning.md)."""
+    from glta_pipelines.framework.save_versions import distinct_save_versions
+
+    try:
+        with distinct_save_versions():
+            report = _tune(study, trials, env, params)
+    except InputError as error:
+        if os.environ.get(TRACEBACK_ENV):
+            raise
+        click.secho(f"Error: {error}", fg="red", err=True)
+        sys.exit(1)
+    click.echo(report)
+
+
+def _tune(study: str, trials: int, env: str | None, params: dict) -> str:
+    from pathlib import Path
+
+    from kedro.framework.project import pipelines
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    from glta_pipelines.core.config import config_from_params
+    from glta_pipelines.framework.parameters import validate_parameters
+    from glta_pipelines.framework.tune import StudyConfig, markdown, run_study
+
+    project_path = Path.cwd()
+    bootstrap_project(project_path)
+    with KedroSession.create(project_path=project_path, env=env, runtime_params=params) as session:
+        context = session.load_context()
+        validate_parameters(context.params)  # the studies and their spaces too: a typo fails here
+        mlflow_config = dict(context.config_loader["mlflow"])
+        tune = context.params.get("tune") or {}
+    studies = tune.get("studies") or {}
+    if study not in studies:
+        raise InputError("option --study", repr(study), f"one of tune.studies ({', '.join(sorted(studies)) or 'none'})")
+    config = config_from_params(StudyConfig, studies[study], f"tune.studies.{study}")
+    if config.pipeline not in pipelines:
+        raise InputError(f"parameter tune.studies.{study}.pipeline", repr(config.pipeline),
+                         f"a registered pipeline ({', '.join(sorted(pipelines))})")
+    parent, summary = run_study(project_path, study, config, trials, storage_dir=tune.get("storage_dir", "data/09_tuning"),
+                                params=params, env=env, mlflow_config=mlflow_config)
+    click.echo(f"MLflow parent run {parent}: tune/summary.md, tune/summary.json and tune/trials.csv in its artifacts",
+               err=True)
+    return markdown(summary)
 
 
 @cli.command(name="serve")

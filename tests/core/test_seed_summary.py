@@ -51,12 +51,26 @@ def test_mean_sd_interval_and_paired_difference_match_a_direct_computation():
 def test_markdown_has_the_papers_layout():
     table = markdown_table(summarize(metrics_long(RUNS)))
     lines = table.splitlines()
-    assert lines[0] == "| Method | Recall@10 | Recall@20 | NDCG@10 | NDCG@20 | Δ Recall@20 vs LightGCN (95% CI) |"
+    assert lines[0] == "| Method | Recall@10 | Recall@20 | NDCG@10 | NDCG@20 | Δ Recall@20 vs LightGCN (95% CI, p) |"
     rows = {line.split(" | ")[0].strip("| "): line for line in lines[2:] if line.startswith("|")}
     assert list(rows) == ["LightGCN", "EASE", "GLTA"]  # the registry's order; a text-aware method follows its twin
     assert "0.3900 ± 0.0200" in rows["GLTA"] and "n/a" in rows["GLTA"]  # no Recall@10 logged
     assert "+2.6%" in rows["GLTA"] and "(reference)" in rows["LightGCN"]
-    assert "over 3 seeds" in table
+    assert "over 3 seeds" in table and "Holm" in table
+
+
+def test_p_values_are_scipys_over_the_seeds_with_holm_across_methods():
+    summary = summarize(metrics_long(RUNS)).set_index(["method", "metric"])
+    glta, lightgcn = np.array([0.39, 0.37, 0.41]), np.array([0.38, 0.39, 0.37])
+    row = summary.loc[("glta", "recall_at_20")]
+    assert row["p_value_t"] == pytest.approx(stats.ttest_rel(glta, lightgcn).pvalue)
+    assert row["p_value_wilcoxon"] == pytest.approx(stats.wilcoxon(glta, lightgcn).pvalue)
+    # two methods face LightGCN on recall_at_20: Holm multiplies the smaller p by 2, keeps order
+    family = summary.xs("recall_at_20", level="metric").drop("lightgcn")
+    smallest = family["p_value_t"].idxmin()
+    assert family.loc[smallest, "p_value_t_holm"] == pytest.approx(min(1.0, 2 * family.loc[smallest, "p_value_t"]))
+    assert (family["p_value_t_holm"] >= family["p_value_t"]).all()
+    assert math.isnan(summary.loc[("lightgcn", "recall_at_20"), "p_value_t_holm"])
 
 
 def test_a_single_seed_has_no_interval_and_an_unknown_reference_is_refused():

@@ -67,7 +67,11 @@ def test_all_stages_after_ingest_in_memory(interactions, items, tiny_llm_dir, tm
     assert set(metrics["method"]) == {"popularity", "lightgcn", "ease", "glta"}
     assert set(metrics["split"]) == {"valid", "test"}
     assert set(metrics["k"]) == {10, 20}
-    assert metrics["value"].between(0, 1).all()
+    bounded = metrics["metric"].isin(["recall", "ndcg", "precision", "hit_rate", "mrr", "map", "coverage", "gini",
+                                      "diversity"])
+    assert metrics.loc[bounded, "value"].between(0, 1).all()
+    assert (metrics.loc[~bounded, "value"] > 0).all()  # average popularity and novelty
+    assert {"map", "coverage", "gini", "average_popularity", "novelty", "diversity"} <= set(metrics["metric"])
     test = metrics[(metrics["split"] == "test") & (metrics["metric"] == "recall") & (metrics["k"] == 20)]
     by_method = test.set_index("method")["value"]
     # Two item communities: popularity ignores them, LightGCN must learn them.

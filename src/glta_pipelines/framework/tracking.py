@@ -29,6 +29,7 @@ from mlflow.tracking import MlflowClient
 
 RUN_ENV = "GLTA_MLFLOW_RUN"
 PARENT_ENV = "GLTA_MLFLOW_PARENT_RUN"  # set by `kedro seeds`: each run is nested under this one
+TRIAL_ENV = "GLTA_TUNE_TRIAL"  # set by `kedro tune`: the trial number, a tag of the nested run
 SEED_ENV = "GLTA_SEED"  # the seed a nested run was started for (tag `seed`)
 PROCESS_TAG = "glta.process"  # host:boot:pid-namespace:pid of the process that owns a RUNNING run
 
@@ -74,13 +75,23 @@ def store_lock(uri: str):
         yield
 
 
+# MLflow 3's UI opens an experiment by its kind: without it, on the GenAI overview (traces, token
+# usage), which this project never fills; with it, on the training runs and their charts.
+EXPERIMENT_KIND, MODEL_DEVELOPMENT = "mlflow.experimentKind", "custom_model_development"
+
+
 def experiment(tracking_uri: str, name: str) -> str:
     """The id of experiment ``name``, created if missing (under the store lock: the first use of a new
-    sqlite store migrates its schema, once, not twice). Call it before :func:`client` opens the store."""
+    sqlite store migrates its schema, once, not twice), and marked as model development for MLflow's
+    UI. Call it before :func:`client` opens the store."""
     with store_lock(tracking_uri):
         mlflow_client = client(tracking_uri)
         found = mlflow_client.get_experiment_by_name(name)
-        return found.experiment_id if found else mlflow_client.create_experiment(name)
+        if found is None:
+            return mlflow_client.create_experiment(name, tags={EXPERIMENT_KIND: MODEL_DEVELOPMENT})
+        if EXPERIMENT_KIND not in found.tags:  # made by an older version or by hand; a user's own kind stays
+            mlflow_client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND, MODEL_DEVELOPMENT)
+        return found.experiment_id
 
 
 def git_commit(path: Path) -> str:
@@ -162,11 +173,8 @@ METRICS_TABLE, COMPARISON = "evaluate.metrics", "evaluate.comparison"
 
 
 def chart_filter(patterns: list[str] | None) -> Callable[[Mapping[str, float]], dict[str, float]]:
-    """Keeps the metrics whose names match one of ``patterns`` (regular expressions); all without patterns.
-
-    Tables and dicts of numbers (every method's every metric, the comparison's intervals) are too
-    many to chart: the flat metrics keep what people chart, the whole tables are artifacts.
-    """
+    """Keeps the metrics whose names match one of ``patterns`` (regular expressions); all without patterns
+    (the default: every method's every metric and the comparison's every number are metrics)."""
     compiled = [re.compile(p) for p in patterns or []]
     if not compiled:
         return dict

@@ -1,4 +1,5 @@
-"""Full-ranking evaluation: score every item for every user, mask seen items, compute top-K metrics.
+"""Full-ranking evaluation: score every item for every user, mask seen items, compute top-K metrics
+(accuracy here, beyond-accuracy from the same lists in ``beyond_accuracy.py``).
 
 Users are processed in chunks, so memory is bounded by ``chunk_size x n_items`` whatever the
 number of users. All methods (popularity, LightGCN, GLTA, ...) go through the same code.
@@ -15,8 +16,9 @@ import torch
 
 from glta_pipelines.core.data.interactions import trained_items
 from glta_pipelines.core.errors import InputError
+from glta_pipelines.core.evaluation.beyond_accuracy import BEYOND_NAMES, Catalogue, list_metrics
 
-METRIC_NAMES = ("recall", "ndcg", "precision", "hit_rate", "mrr")
+METRIC_NAMES = ("recall", "ndcg", "precision", "hit_rate", "mrr", "map")  # accuracy: one value per user
 
 
 def check_selection_metric(value: str, parameter: str) -> None:
@@ -169,11 +171,14 @@ def per_user_metrics(
     chunk_size: int = 1024,
     tail_items: torch.Tensor | None = None,
     tie_order: torch.Tensor | None = None,
+    catalogue: Catalogue | None = None,
 ) -> tuple[np.ndarray, dict[str, torch.Tensor]]:
     """(users with a truth item, ``<metric>_at_<k>`` -> one value per such user), as :func:`ranking_metrics`.
 
     With ``tail_items`` (a boolean mask over items) each user also gets ``hits_at_<k>`` and
     ``tail_hits_at_<k>``: the hits in the top K, and those on tail items (``core.breakdowns``).
+    With ``catalogue`` the lists' beyond-accuracy metrics are added (``beyond_accuracy.list_metrics``:
+    coverage and gini as 0-d tensors, the others one value per user).
     """
     if not ks or any(int(k) < 1 for k in ks):
         raise InputError("parameter evaluate.ks", list(ks), "a non-empty list of positive integers")
@@ -184,6 +189,8 @@ def per_user_metrics(
     top_idx, _ = rank_top_k(score_fn, exclude, n_users, n_items, max(ks), chunk_size, users, tie_order)
     hits, n_truth = _hits(top_idx, users, truth, n_users, n_items)
     metrics = hit_metrics(hits, n_truth, ks)
+    if catalogue is not None:
+        metrics.update(list_metrics(top_idx, ks, catalogue))
     if tail_items is not None:
         on_tail = tail_items[top_idx].float()
         for k in ks:
@@ -213,10 +220,12 @@ def task_metrics(
     ks: Sequence[int] = (10, 20),
     chunk_size: int = 1024,
     tie_order: torch.Tensor | None = None,
+    catalogue: Catalogue | None = None,
 ) -> dict[str, dict[str, float]]:
     """Mean metrics of several tasks on one split, scoring each user once: ``tasks`` maps a name to
     (its truth pairs, the items it ranks: a boolean mask, or None for all). A user counts in a task
-    when it has a truth item there; a task without any user has no metrics (``n_users`` 0)."""
+    when it has a truth item there; a task without any user has no metrics (``n_users`` 0). With
+    ``catalogue``, each task's lists also get their beyond-accuracy metrics."""
     ks = sorted({int(k) for k in ks})
     users_of = {name: np.flatnonzero(np.bincount(truth["user_idx"].to_numpy(), minlength=n_users))
                 for name, (truth, _) in tasks.items()}
@@ -231,8 +240,10 @@ def task_metrics(
         if len(users) == 0:
             out[name] = {}
             continue
-        hits, n_truth = _hits(tops[name][np.searchsorted(everyone, users)], users, truth, n_users, n_items)
-        out[name] = {metric: float(v.mean()) for metric, v in hit_metrics(hits, n_truth, ks).items()}
+        top = tops[name][np.searchsorted(everyone, users)]
+        hits, n_truth = _hits(top, users, truth, n_users, n_items)
+        values = {**hit_metrics(hits, n_truth, ks), **(list_metrics(top, ks, catalogue) if catalogue else {})}
+        out[name] = {metric: float(v.mean()) for metric, v in values.items()}
     return out
 
 
@@ -310,6 +321,9 @@ def hit_metrics(hits: torch.Tensor, n_truth: torch.Tensor, ks: Sequence[int]) ->
         out[f"precision_at_{k}"] = n_hit / k
         out[f"hit_rate_at_{k}"] = (n_hit > 0).float()
         out[f"mrr_at_{k}"] = 1.0 / (first + 1.0)
+        # average precision as RecBole's MAP: precision at each hit, over min(truth items, K)
+        precision_at = torch.cumsum(top, 1) / torch.arange(1, top.shape[1] + 1, dtype=torch.float32)
+        out[f"map_at_{k}"] = (precision_at * top).sum(1) / n_truth.clamp(min=1, max=k)
     return out
 
 
@@ -348,6 +362,7 @@ def evaluate_splits(
     cold_and_warm: bool = False,
     tie_break_seed: int = 0,
     history: pd.DataFrame | None = None,
+    content: torch.Tensor | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The shared protocol: valid ranks with train masked; test ranks with train and valid masked.
 
@@ -364,7 +379,13 @@ def evaluate_splits(
     ``history`` (the new-user protocol: each cold user's first interactions, which the score
     function has folded in) is masked like training, and the extra splits are then by user:
     ``*_cold`` the cold users' targets, ``*_warm`` the other users', every item a candidate.
+
+    Every split and task also gets the beyond-accuracy metrics of its lists (``beyond_accuracy.py``),
+    with training popularity and, for intra-list diversity, the items' ``content`` rows when given.
+    In the per-user table, the per-user ones are columns; coverage and gini, one value per list
+    set, are in the metrics table only.
     """
+    catalogue = Catalogue.from_train(train, n_items, content)
     new_users = history is not None and not history.empty
     seen_for_valid = pd.concat([train, history], ignore_index=True) if new_users else train
     seen_for_test = pd.concat([train, valid, *([history] if new_users else [])], ignore_index=True)
@@ -374,18 +395,19 @@ def evaluate_splits(
             return user_tasks(history, held_out) if new_users else item_tasks(train, held_out, n_items)
 
         tasks = {"": (valid, None), **{f"_{name}": task for name, task in extra(valid).items()}}
-        found = task_metrics(score_fn, seen_for_valid, tasks, n_users, n_items, ks, chunk_size, order)
+        found = task_metrics(score_fn, seen_for_valid, tasks, n_users, n_items, ks, chunk_size, order, catalogue)
         valid_tables = [metrics_table(method, f"valid{name}", values) for name, values in found.items()]
         test_tasks = {f"_{name}": task for name, task in extra(test).items()}
         found = task_metrics(test_score_fn or score_fn, seen_for_test, test_tasks, n_users, n_items, ks, chunk_size,
-                             order)
+                             order, catalogue)
         extra_tables = [metrics_table(method, f"test{name}", values) for name, values in found.items()]
     else:
-        valid_tables = [metrics_table(method, "valid", ranking_metrics(score_fn, train, valid, n_users, n_items, ks,
-                                                                       chunk_size))]
+        _, found = per_user_metrics(score_fn, train, valid, n_users, n_items, ks, chunk_size, catalogue=catalogue)
+        valid_tables = [metrics_table(method, "valid", {name: float(v.mean()) for name, v in found.items()})]
         extra_tables = []
     users, per_user = per_user_metrics(test_score_fn or score_fn, seen_for_test, test, n_users, n_items, ks, chunk_size,
-                                       long_tail_items(train, n_items), order)
-    means = {name: float(v.mean()) for name, v in per_user.items() if name.rpartition("_at_")[0] in METRIC_NAMES}
+                                       long_tail_items(train, n_items), order, catalogue)
+    reported = (*METRIC_NAMES, *BEYOND_NAMES)
+    means = {name: float(v.mean()) for name, v in per_user.items() if name.rpartition("_at_")[0] in reported}
     table = pd.concat([*valid_tables, metrics_table(method, "test", means), *extra_tables], ignore_index=True)
-    return table, pd.DataFrame({"user_idx": users, **{name: v.numpy() for name, v in per_user.items()}})
+    return table, pd.DataFrame({"user_idx": users, **{name: v.numpy() for name, v in per_user.items() if v.ndim == 1}})

@@ -25,6 +25,7 @@ from glta_pipelines.framework.tracking import (
     PARENT_ENV,
     PROCESS_TAG,
     SEED_ENV,
+    TRIAL_ENV,
     chart_filter,
     client,
     current_run,
@@ -85,7 +86,8 @@ class MlflowTrackingHook:
             self._start_run(uri, catalog, joined=True)
             return
         parent = os.environ.get(PARENT_ENV)  # one seed of `kedro seeds`: a nested run under its parent
-        nesting = {"mlflow.parentRunId": parent, "seed": os.environ.get(SEED_ENV, "")} if parent else {}
+        nesting = {"mlflow.parentRunId": parent, "seed": os.environ.get(SEED_ENV, ""),
+                   "trial": os.environ.get(TRIAL_ENV, "")} if parent else {}  # or one trial of `kedro tune`
         if parent:
             experiment_id = mlflow_client.get_run(parent).info.experiment_id
         run = mlflow_client.create_run(experiment_id, run_name=f"{'+'.join(pipelines)}:{dataset}", tags={

@@ -21,7 +21,7 @@ from glta_pipelines.core.llm.backbone import LLMConfig
 from glta_pipelines.core.data.recbole_export import recbole_files
 from glta_pipelines.core.llm.text_encoder import TextEncoderConfig, encode_texts, item_texts
 from glta_pipelines.framework.parameters import dataset_source
-from glta_pipelines.framework.tracking import epoch_logger
+from glta_pipelines.framework.tracking import epoch_logger, log_metrics
 
 Embeddings = dict[str, torch.Tensor]
 
@@ -32,6 +32,8 @@ def train_ease(train: pd.DataFrame, valid: pd.DataFrame, user_map: pd.DataFrame,
     and the validation metrics of every λ of the grid."""
     config = config_from_params(EASEConfig, ease, "baselines.ease")
     result = fit_ease(train, valid, len(user_map), len(item_map), config)
+    chosen = result.selection[result.selection["lambda"] == result.lam].iloc[0]
+    log_metrics({f"ease.{k}": float(v) for k, v in chosen.items()})  # the chosen λ and its validation metrics
     artifact = TensorArtifact({"item_item": result.weights},
                               {"kind": "ease", "lambda": result.lam, "lambdas": list(config.lambdas),
                                "selection_metric": config.selection_metric})

@@ -24,7 +24,7 @@ from glta_pipelines.pipelines.evaluate.nodes import (
 # Evaluated methods, in table order; each node below writes <method>_metrics and <method>_per_user.
 DEFAULT_METHODS = method_names(default_only=True)  # `full`: seconds besides GLTA
 PAPER_METHODS = method_names()  # `paper`: the GLTA paper's comparison plus EASE
-SPLIT = ["train", "valid", "test", "user_map", "item_map", "cold_history"]
+SPLIT = ["train", "valid", "test", "user_map", "item_map", "cold_history", "items"]  # items: content for diversity
 # the new-item split adds cold and warm tasks to every method's evaluation
 STRATEGY = "params:graph.split.strategy"
 # GLTA is rebuilt from its self-describing weights alone: no GLTA parameters are read here.
@@ -67,7 +67,7 @@ def _node(method: str) -> Node:
                     inputs=[*GLTA_MODEL, f"{METHODS[method].places}_embeddings", *SPLIT, "params:evaluation", STRATEGY],
                     outputs=outputs, name=f"evaluate_{method}")
     # one node for GLTA's metrics and recommendations: prompts they share go through the LLM once
-    return Node(evaluate_glta, inputs=[*GLTA_MODEL, *SPLIT, "items", "params:evaluation", STRATEGY],
+    return Node(evaluate_glta, inputs=[*GLTA_MODEL, *SPLIT, "params:evaluation", STRATEGY],
                 outputs=[*outputs, "recommendations"], name=f"evaluate_{method}")
 
 

@@ -1,0 +1,403 @@
+"""``kedro tune``: a hyper-parameter search as one MLflow parent run with a nested run per trial.
+
+Built like ``kedro seeds``: each trial is an ordinary ``kedro run`` of the study's pipeline in its
+own process (the same hooks, parameter checks and lineage), nested under the parent run (tags
+``mlflow.parentRunId`` and ``trial``). A study is a section of ``tune.studies`` in
+``conf/base/parameters_tune.yml``, validated with every other parameter, so a typo in a study or
+in the name of a tuned parameter fails before any trial runs:
+
+- ``pipeline``: what a trial runs; ``objective``: the MLflow metric of the trial's run to optimise.
+  It must be a validation metric (test selection is refused). When the run logs it once per epoch
+  the best epoch counts (the early-stopped model), and the same curve drives pruning.
+- ``space``: dotted parameter keys, each ``{low, high}`` (``log: true`` for a log scale, ``step``
+  for a grid) or ``{choices: [...]}``; an integer parameter is searched over integers.
+
+Optuna (pinned) samples with TPE from ``sampler_seed``, after ``startup_trials`` random trials.
+Its median pruner reads the objective's curve from the trial's MLflow run while it trains and
+stops a trial below the median of earlier trials at the same epoch (after ``warmup_epochs``):
+the trial's run gets SIGINT (it closes as KILLED) and the trial is PRUNED. The study lives in
+SQLite (``tune.storage_dir/<study>.db``): after Ctrl-C the same command resumes it, keeping the
+finished trials and the parent MLflow run (its id is stored in the study), and runs the trials
+still missing. The parent gets ``tune/summary.json``, ``tune/summary.md`` (best value, its
+parameters, and the ``kedro run`` command that reproduces them) and ``tune/trials.csv``, and the
+metrics ``tune.best_value`` and ``tune.value`` per trial.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import signal
+import subprocess
+import tempfile
+import time
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from glta_pipelines.core.config import check_known_keys, config_from_params, join
+from glta_pipelines.core.errors import InputError
+
+log = logging.getLogger(__name__)
+
+SPEC_KEYS = ("low", "high", "log", "step", "choices")
+TRIAL_TAG = "trial"
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """``tune.studies.<name>``: what a trial runs, what it optimises, and where it searches."""
+
+    # the registered pipeline each trial runs
+    pipeline: str = "pretrain_gnn"
+    # the MLflow metric of a trial's run to optimise (a validation metric); per-epoch curves: the best epoch
+    objective: str = "lightgcn.valid_recall_at_20"
+    direction: str = "maximize"
+    # dotted parameter key -> {low, high[, log][, step]} or {choices: [...]}
+    space: dict = field(default_factory=dict)
+    # Optuna's TPE sampler (not a training seed: trials keep the project's seeds)
+    sampler_seed: int = 2025
+    # random trials before TPE models the space; also the trials the pruner waits for
+    startup_trials: int = 5
+    # epochs of a trial's curve before it can be pruned
+    warmup_epochs: int = 10
+    # seconds between two reads of a running trial's curve
+    poll_seconds: float = 5.0
+
+    def validate(self) -> None:
+        if self.direction not in ("maximize", "minimize"):
+            raise InputError("parameter tune.studies.*.direction", repr(self.direction), "maximize or minimize")
+        if not self.objective.startswith("valid") and ".valid" not in self.objective:
+            raise InputError("parameter tune.studies.*.objective", repr(self.objective),
+                             "a validation metric (its name has 'valid'): test metrics never select")
+        if self.startup_trials < 1 or self.warmup_epochs < 0 or self.poll_seconds <= 0:
+            raise InputError("parameter tune.studies.*", f"startup_trials {self.startup_trials}, warmup_epochs "
+                             f"{self.warmup_epochs}, poll_seconds {self.poll_seconds}",
+                             "startup_trials >= 1, warmup_epochs >= 0, poll_seconds > 0")
+
+
+@dataclass(frozen=True)
+class TuneParameters:
+    """``tune``: the studies ``kedro tune`` can run, and where their Optuna storage lives."""
+
+    # folder of each study's SQLite file (<study>.db), relative to the project
+    storage_dir: str = "data/09_tuning"
+    studies: dict = field(default_factory=dict)
+
+    def validate(self) -> None:
+        for name, study in self.studies.items():
+            where = f"tune.studies.{name}"
+            config = config_from_params(StudyConfig, study, where)
+            check_space(config.space, f"{where}.space")
+
+
+def parameter_hint(key: str, where: str) -> Any:
+    """The type of the parameter ``key`` (dotted) in the parameter contract; an unknown key fails
+    naming the nearest known one at the level where it went wrong."""
+    from glta_pipelines.framework.parameters import SCHEMA
+
+    schema: Any = SCHEMA
+    path = ""
+    for part in key.split("."):
+        if isinstance(schema, Mapping):
+            check_known_keys({part: None}, schema, path)
+            schema = schema[part]
+        elif isinstance(schema, type) and hasattr(schema, "__dataclass_fields__"):
+            check_known_keys({part: None}, list(schema.__dataclass_fields__), path)
+            schema = typing.get_type_hints(schema)[part]
+        else:
+            raise InputError(f"parameter {where}", repr(key), f"a parameter key ({path} is a value, not a section)")
+        path = join(path, part)
+    if isinstance(schema, Mapping) or hasattr(schema, "__dataclass_fields__"):
+        raise InputError(f"parameter {where}", repr(key), f"a single parameter ({key} is a section)")
+    return schema
+
+
+def check_space(space: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Each searched key's type (int or float for ranges), after checking its key and its range."""
+    if not space:
+        raise InputError(f"parameter {where}", "an empty search space", "at least one parameter to search")
+    kinds = {}
+    for key, spec in space.items():
+        at = f"{where}.{key}"
+        try:
+            hint = parameter_hint(key, at)
+        except InputError as error:
+            raise InputError(f"parameter {where}", f"{key!r}, which is not a parameter", error.expected) from None
+        if not isinstance(spec, Mapping):
+            raise InputError(f"parameter {at}", repr(spec), "{low, high} or {choices: [...]}")
+        check_known_keys(spec, SPEC_KEYS, at)
+        if "choices" in spec:
+            if set(spec) != {"choices"} or not isinstance(spec["choices"], (list, tuple)) or not spec["choices"]:
+                raise InputError(f"parameter {at}", repr(dict(spec)), "{choices: [a non-empty list]} alone")
+            kinds[key] = "choices"
+            continue
+        args = typing.get_args(hint)
+        if typing.get_origin(hint) is tuple:  # a grid (EASE's lambdas): the trial's grid is its one value
+            hint, kinds[f"{key}:grid"] = args[0], True
+            args = typing.get_args(hint)
+        numeric = int if hint is int or (args and int in args and float not in args) else float
+        low, high = spec.get("low"), spec.get("high")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)) or not low < high:
+            raise InputError(f"parameter {at}", repr(dict(spec)), "numbers low < high")
+        if spec.get("log") and low <= 0:
+            raise InputError(f"parameter {at}.low", low, "a positive low bound on a log scale")
+        if numeric is int and not (float(low).is_integer() and float(high).is_integer()):
+            raise InputError(f"parameter {at}", repr(dict(spec)), f"integer bounds ({key} is an integer)")
+        kinds[key] = numeric
+    return kinds
+
+
+def suggest(trial, space: Mapping[str, Any], kinds: Mapping[str, Any]) -> dict[str, Any]:
+    """One value per searched key from the Optuna ``trial``."""
+    values = {}
+    for key, spec in space.items():
+        if kinds[key] == "choices":
+            values[key] = trial.suggest_categorical(key, list(spec["choices"]))
+        elif kinds[key] is int:
+            values[key] = trial.suggest_int(key, int(spec["low"]), int(spec["high"]), step=int(spec.get("step") or 1),
+                                            log=bool(spec.get("log")))
+        else:
+            values[key] = trial.suggest_float(key, float(spec["low"]), float(spec["high"]), step=spec.get("step"),
+                                              log=bool(spec.get("log")))
+        if kinds.get(f"{key}:grid"):
+            values[key] = [values[key]]
+    return values
+
+
+def nested(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"a.b": 1}`` -> ``{"a": {"b": 1}}``."""
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        level = out
+        *parents, last = key.split(".")
+        for part in parents:
+            level = level.setdefault(part, {})
+        level[last] = value
+    return out
+
+
+def run_study(project_path: Path, name: str, study: StudyConfig, trials: int, *, storage_dir: str,
+              params: dict[str, Any] | None = None, env: str | None = None, mlflow_config: dict[str, Any] | None = None,
+              show_progress: bool | None = None) -> tuple[str, dict[str, Any]]:
+    """Run (or resume) study ``name`` until it has ``trials`` finished or pruned trials; return
+    (the parent MLflow run id, the summary)."""
+    import optuna
+
+    from glta_pipelines.framework.seeds import _dotlist, _kedro, _terminate_on_sigterm
+    from glta_pipelines.framework.tracking import (
+        PARENT_ENV,
+        PROCESS_TAG,
+        client,
+        experiment,
+        git_commit,
+        process_owner,
+        resolve_tracking_uri,
+    )
+
+    params = params or {}
+    kinds = check_space(study.space, f"tune.studies.{name}.space")
+    clashes = sorted(set(study.space) & set(_flat(params)))
+    if clashes:
+        raise InputError("option --params", f"searched keys {clashes}", "keys the study does not search")
+    config = mlflow_config or {}
+    uri = resolve_tracking_uri(config.get("tracking_uri", "sqlite:///mlflow.db"), project_path)
+    experiment_id = experiment(uri, config.get("experiment_name", "glta-pipelines"))
+    mlflow_client = client(uri)
+    folder = (project_path / storage_dir).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = f"sqlite:///{folder / f'{name}.db'}"
+    sampler = optuna.samplers.TPESampler(seed=study.sampler_seed, n_startup_trials=study.startup_trials)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=study.startup_trials, n_warmup_steps=study.warmup_epochs)
+    optuna_study = optuna.create_study(study_name=name, storage=storage, direction=study.direction, sampler=sampler,
+                                       pruner=pruner, load_if_exists=True)
+    for stale in optuna_study.get_trials(deep=False, states=(optuna.trial.TrialState.RUNNING,)):
+        # a trial interrupted by Ctrl-C: closed as failed, so the study can go on
+        optuna_study._storage.set_trial_state_values(stale._trial_id, optuna.trial.TrialState.FAIL)
+    parent = optuna_study.user_attrs.get("mlflow_parent_run")
+    if parent:
+        mlflow_client.update_run(parent, status="RUNNING")
+    else:
+        parent = mlflow_client.create_run(experiment_id, run_name=f"tune:{name}", tags={
+            "git_commit": git_commit(project_path), "pipeline_names": study.pipeline, "kedro_env": env or "",
+            "runtime_params": json.dumps(params, sort_keys=True, default=str)[:5000], "study": name,
+            PROCESS_TAG: process_owner()}).info.run_id
+        optuna_study.set_user_attr("mlflow_parent_run", parent)
+        for key, value in {"study": name, "pipeline": study.pipeline, "objective": study.objective,
+                           "direction": study.direction, "storage": storage,
+                           "space": json.dumps(study.space, sort_keys=True)}.items():
+            mlflow_client.log_param(parent, key, str(value)[:6000])
+    done = lambda: [t for t in optuna_study.get_trials(deep=False) if t.state in  # noqa: E731
+                    (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+    status = "FAILED"
+    _terminate_on_sigterm()
+    logs = Path(tempfile.mkdtemp(prefix="glta-tune-"))
+    try:
+        missing = max(0, trials - len(done()))
+        bar = tqdm(total=trials, initial=trials - missing, desc=f"tune ({name})", unit="trial",
+                   disable=None if show_progress is None else not show_progress)
+        while len(done()) < trials:
+            trial = optuna_study.ask()
+            values = suggest(trial, study.space, kinds)
+            log_path = logs / f"trial_{trial.number}.log"
+            command = [*_kedro(), "run", f"--pipelines={study.pipeline}",
+                       f"--params={_dotlist(_merge(params, nested(values)))}"]
+            if env:
+                command.append(f"--env={env}")
+            try:
+                value, state = _run_trial(command, project_path, trial, study, uri, experiment_id, parent, log_path,
+                                          PARENT_ENV)
+            finally:
+                if log_path.exists():
+                    mlflow_client.log_artifact(parent, str(log_path), artifact_path="tune/logs")
+            if state == "pruned":
+                optuna_study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            elif state == "failed" or value is None:
+                optuna_study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            else:
+                optuna_study.tell(trial, value)
+                mlflow_client.log_metric(parent, "tune.value", value, step=trial.number)
+            summary = _summary(optuna_study, name, study, params, env)
+            if summary.get("best_value") is not None:
+                mlflow_client.log_metric(parent, "tune.best_value", summary["best_value"], step=trial.number)
+            _log_summary(mlflow_client, parent, optuna_study, summary)
+            bar.update(1 if state in ("complete", "pruned") else 0)
+            bar.set_postfix(best=summary.get("best_value"), last=state)
+        status = "FINISHED"
+        return parent, _summary(optuna_study, name, study, params, env)
+    except (KeyboardInterrupt, SystemExit):
+        status = "KILLED"
+        raise
+    finally:
+        mlflow_client.set_terminated(parent, status)
+        import shutil
+
+        shutil.rmtree(logs, ignore_errors=True)
+
+
+def _run_trial(command, project_path, trial, study: StudyConfig, uri, experiment_id, parent, log_path, parent_env):
+    """Run one trial's ``kedro run``; report its curve to the pruner while it trains. Returns
+    (objective value or None, "complete" | "pruned" | "failed")."""
+    from glta_pipelines.framework.tracking import client
+
+    from glta_pipelines.framework.tracking import TRIAL_ENV
+
+    child_env = {**os.environ, parent_env: parent, TRIAL_ENV: str(trial.number), "KEDRO_DISABLE_TELEMETRY": "true"}
+    mlflow_client = client(uri)
+    reported: set[int] = set()
+    run_id = None
+    with log_path.open("w") as out:
+        process = subprocess.Popen(command, cwd=project_path, env=child_env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            while process.poll() is None:
+                time.sleep(study.poll_seconds)
+                run_id = run_id or _trial_run(mlflow_client, experiment_id, parent, trial.number)
+                if run_id is None:
+                    continue
+                for point in mlflow_client.get_metric_history(run_id, study.objective):
+                    if point.step not in reported:
+                        reported.add(point.step)
+                        trial.report(point.value, point.step)
+                if reported and trial.should_prune():
+                    process.send_signal(signal.SIGINT)
+                    try:
+                        process.wait(timeout=120)
+                    except subprocess.TimeoutExpired:
+                        process.kill()
+                    mlflow_client.set_tag(run_id, "pruned", "true")
+                    return None, "pruned"
+        except BaseException:  # Ctrl-C, SIGTERM: the trial's run closes itself as KILLED on SIGINT
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            raise
+    if process.returncode != 0:
+        tail = [line for line in log_path.read_text().splitlines() if line.strip()][-3:]
+        log.warning("trial %d failed (exit status %d): %s", trial.number, process.returncode, " / ".join(tail))
+        return None, "failed"
+    run_id = run_id or _trial_run(mlflow_client, experiment_id, parent, trial.number)
+    history = mlflow_client.get_metric_history(run_id, study.objective) if run_id else []
+    if not history:
+        raise InputError(f"parameter tune.studies.*.objective {study.objective!r}",
+                         f"no such metric in the trial's run ({command[2]})",
+                         "a metric the pipeline logs (see a run of it in the MLflow UI)")
+    values = [point.value for point in history]
+    best = max(values) if study.direction == "maximize" else min(values)
+    return (None, "failed") if math.isnan(best) else (best, "complete")
+
+
+def _trial_run(mlflow_client, experiment_id: str, parent: str, number: int) -> str | None:
+    runs = mlflow_client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{parent}' "
+                                     f"and tags.{TRIAL_TAG} = '{number}'", max_results=1)
+    return runs[0].info.run_id if runs else None
+
+
+def _merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _merge(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) else value
+    return out
+
+
+def _flat(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for key, value in params.items():
+        if isinstance(value, Mapping):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _summary(optuna_study, name: str, study: StudyConfig, params: dict[str, Any], env: str | None) -> dict[str, Any]:
+    """Best value, its parameters and the command that reproduces them, and the trials' states."""
+    import optuna
+
+    from glta_pipelines.framework.seeds import _dotlist
+
+    trials = optuna_study.get_trials(deep=False)
+    states = pd.Series([t.state.name.lower() for t in trials]).value_counts().to_dict()
+    summary: dict[str, Any] = {"study": name, "pipeline": study.pipeline, "objective": study.objective,
+                               "direction": study.direction, "trials": states}
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if complete:
+        best = optuna_study.best_trial
+        chosen = _merge(params, nested(best.params))
+        summary.update(best_value=best.value, best_trial=best.number, best_params=best.params,
+                       command=f"kedro run --pipelines={study.pipeline} --params={_dotlist(chosen)}"
+                               + (f" --env={env}" if env else ""))
+    return summary
+
+
+def _log_summary(mlflow_client, parent: str, optuna_study, summary: dict[str, Any]) -> None:
+    rows = [{"trial": t.number, "state": t.state.name.lower(), "value": t.value, **t.params}
+            for t in optuna_study.get_trials(deep=False)]
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        (Path(tmp) / "summary.md").write_text(markdown(summary) + "\n")
+        pd.DataFrame(rows).to_csv(Path(tmp) / "trials.csv", index=False)
+        for file in ("summary.json", "summary.md", "trials.csv"):
+            mlflow_client.log_artifact(parent, str(Path(tmp) / file), artifact_path="tune")
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    """The summary as a short Markdown report."""
+    states = ", ".join(f"{n} {s}" for s, n in summary["trials"].items())
+    lines = [f"Study `{summary['study']}`: `{summary['pipeline']}` trials, {summary['direction']} "
+             f"`{summary['objective']}` ({states})."]
+    if "best_value" in summary:
+        lines += [f"\nBest: {summary['best_value']:.4f} (trial {summary['best_trial']}) with",
+                  *(f"- `{k}` = {v:.6g}" if isinstance(v, float) else f"- `{k}` = {v}"
+                    for k, v in summary["best_params"].items()),
+                  f"\nReproduce: `{summary['command']}`"]
+    return "\n".join(lines)
