@@ -208,7 +208,7 @@ def _tune(study: str, trials: int, env: str | None, params: dict) -> str:
         raise InputError(f"parameter tune.studies.{study}.pipeline", repr(config.pipeline),
                          f"a registered pipeline ({', '.join(sorted(pipelines))})")
     parent, summary = run_study(project_path, study, config, trials, storage_dir=tune.get("storage_dir", "data/09_tuning"),
-                                params=params, env=env, mlflow_config=mlflow_config)
+                                params=params, env=env, mlflow_config=mlflow_config, defaults=context.params)
     click.echo(f"MLflow parent run {parent}: tune/summary.md, tune/summary.json and tune/trials.csv in its artifacts",
                err=True)
     return markdown(summary)

@@ -70,6 +70,8 @@ class StudyConfig:
     warmup_epochs: int = 10
     # seconds between two reads of a running trial's curve
     poll_seconds: float = 5.0
+    # the first trial runs the configured values of the searched keys: the study starts from the default
+    start_from_defaults: bool = True
 
     def validate(self) -> None:
         if self.direction not in ("maximize", "minimize"):
@@ -186,9 +188,10 @@ def nested(flat: Mapping[str, Any]) -> dict[str, Any]:
 
 def run_study(project_path: Path, name: str, study: StudyConfig, trials: int, *, storage_dir: str,
               params: dict[str, Any] | None = None, env: str | None = None, mlflow_config: dict[str, Any] | None = None,
-              show_progress: bool | None = None) -> tuple[str, dict[str, Any]]:
+              show_progress: bool | None = None, defaults: Mapping[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
     """Run (or resume) study ``name`` until it has ``trials`` finished or pruned trials; return
-    (the parent MLflow run id, the summary)."""
+    (the parent MLflow run id, the summary). ``defaults``: the project's parameters, whose values of
+    the searched keys are the first trial (``start_from_defaults``)."""
     import optuna
 
     from glta_pipelines.framework.seeds import _dotlist, _kedro, _terminate_on_sigterm
@@ -222,6 +225,9 @@ def run_study(project_path: Path, name: str, study: StudyConfig, trials: int, *,
     for stale in optuna_study.get_trials(deep=False, states=(optuna.trial.TrialState.RUNNING,)):
         # a trial interrupted by Ctrl-C: closed as failed, so the study can go on
         optuna_study._storage.set_trial_state_values(stale._trial_id, optuna.trial.TrialState.FAIL)
+    if study.start_from_defaults and defaults is not None and not optuna_study.get_trials(deep=False):
+        first = {key: _lookup(defaults, key) for key in study.space if not kinds.get(f"{key}:grid")}
+        optuna_study.enqueue_trial({k: v for k, v in first.items() if v is not None})
     parent = optuna_study.user_attrs.get("mlflow_parent_run")
     if parent:
         mlflow_client.update_run(parent, status="RUNNING")
@@ -340,6 +346,14 @@ def _trial_run(mlflow_client, experiment_id: str, parent: str, number: int) -> s
     runs = mlflow_client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{parent}' "
                                      f"and tags.{TRIAL_TAG} = '{number}'", max_results=1)
     return runs[0].info.run_id if runs else None
+
+
+def _lookup(params: Mapping[str, Any], key: str) -> Any:
+    for part in key.split("."):
+        if not isinstance(params, Mapping) or part not in params:
+            return None
+        params = params[part]
+    return params
 
 
 def _merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
