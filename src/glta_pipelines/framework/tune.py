@@ -11,6 +11,8 @@ in the name of a tuned parameter fails before any trial runs:
   the best epoch counts (the early-stopped model), and the same curve drives pruning.
 - ``space``: dotted parameter keys, each ``{low, high}`` (``log: true`` for a log scale, ``step``
   for a grid) or ``{choices: [...]}``; an integer parameter is searched over integers.
+- ``fixed``: dotted parameter keys set for every trial: a control study is the same space and
+  budget with, e.g., ``gllm_finetune.gllm.encoder: mean``.
 
 Optuna (pinned) samples with TPE from ``sampler_seed``, after ``startup_trials`` random trials.
 Its median pruner reads the objective's curve from the trial's MLflow run while it trains and
@@ -48,6 +50,10 @@ from glta_pipelines.core.errors import InputError
 log = logging.getLogger(__name__)
 
 SPEC_KEYS = ("low", "high", "log", "step", "choices")
+
+
+class TrialError(InputError):
+    """A trial's ``kedro run`` failed: the message names the trial, its exit status and its log."""
 TRIAL_TAG = "trial"
 
 
@@ -62,6 +68,8 @@ class StudyConfig:
     direction: str = "maximize"
     # dotted parameter key -> {low, high[, log][, step]} or {choices: [...]}
     space: dict = field(default_factory=dict)
+    # dotted parameter key -> value, fixed for every trial (a control: the same space and budget)
+    fixed: dict = field(default_factory=dict)
     # Optuna's TPE sampler (not a training seed: trials keep the project's seeds)
     sampler_seed: int = 2025
     # random trials before TPE models the space; also the trials the pruner waits for
@@ -98,6 +106,15 @@ class TuneParameters:
             where = f"tune.studies.{name}"
             config = config_from_params(StudyConfig, study, where)
             check_space(config.space, f"{where}.space")
+            for key in config.fixed:
+                try:
+                    parameter_hint(key, f"{where}.fixed")
+                except InputError as error:
+                    raise InputError(f"parameter {where}.fixed", f"{key!r}, which is not a parameter",
+                                     error.expected) from None
+            if set(config.fixed) & set(config.space):
+                raise InputError(f"parameter {where}.fixed", sorted(set(config.fixed) & set(config.space)),
+                                 "keys the study does not search")
 
 
 def parameter_hint(key: str, where: str) -> Any:
@@ -205,7 +222,7 @@ def run_study(project_path: Path, name: str, study: StudyConfig, trials: int, *,
         resolve_tracking_uri,
     )
 
-    params = params or {}
+    params = _merge(params or {}, nested(study.fixed))
     kinds = check_space(study.space, f"tune.studies.{name}.space")
     clashes = sorted(set(study.space) & set(_flat(params)))
     if clashes:
@@ -222,14 +239,15 @@ def run_study(project_path: Path, name: str, study: StudyConfig, trials: int, *,
     pruner = optuna.pruners.MedianPruner(n_startup_trials=study.startup_trials, n_warmup_steps=study.warmup_epochs)
     optuna_study = optuna.create_study(study_name=name, storage=storage, direction=study.direction, sampler=sampler,
                                        pruner=pruner, load_if_exists=True)
-    for stale in optuna_study.get_trials(deep=False, states=(optuna.trial.TrialState.RUNNING,)):
+    for stale in optuna_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         # a trial interrupted by Ctrl-C: closed as failed, so the study can go on
         optuna_study._storage.set_trial_state_values(stale._trial_id, optuna.trial.TrialState.FAIL)
-    if study.start_from_defaults and defaults is not None and not optuna_study.get_trials(deep=False):
+    if study.start_from_defaults and defaults is not None and not optuna_study.get_trials(deepcopy=False):
         first = {key: _lookup(defaults, key) for key in study.space if not kinds.get(f"{key}:grid")}
         optuna_study.enqueue_trial({k: v for k, v in first.items() if v is not None})
     parent = optuna_study.user_attrs.get("mlflow_parent_run")
-    if parent:
+    if parent:  # resumed: the same parent, now owned by this process (else the stale-run reaper closes it)
+        mlflow_client.set_tag(parent, PROCESS_TAG, process_owner())
         mlflow_client.update_run(parent, status="RUNNING")
     else:
         parent = mlflow_client.create_run(experiment_id, run_name=f"tune:{name}", tags={
@@ -241,7 +259,7 @@ def run_study(project_path: Path, name: str, study: StudyConfig, trials: int, *,
                            "direction": study.direction, "storage": storage,
                            "space": json.dumps(study.space, sort_keys=True)}.items():
             mlflow_client.log_param(parent, key, str(value)[:6000])
-    done = lambda: [t for t in optuna_study.get_trials(deep=False) if t.state in  # noqa: E731
+    done = lambda: [t for t in optuna_study.get_trials(deepcopy=False) if t.state in  # noqa: E731
                     (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
     status = "FAILED"
     _terminate_on_sigterm()
@@ -261,6 +279,9 @@ def run_study(project_path: Path, name: str, study: StudyConfig, trials: int, *,
             try:
                 value, state = _run_trial(command, project_path, trial, study, uri, experiment_id, parent, log_path,
                                           PARENT_ENV)
+            except TrialError:
+                optuna_study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                raise
             finally:
                 if log_path.exists():
                     mlflow_client.log_artifact(parent, str(log_path), artifact_path="tune/logs")
@@ -327,10 +348,11 @@ def _run_trial(command, project_path, trial, study: StudyConfig, uri, experiment
             except subprocess.TimeoutExpired:
                 process.kill()
             raise
-    if process.returncode != 0:
+    if process.returncode != 0:  # a broken trial stops the study: the next one would fail alike
         tail = [line for line in log_path.read_text().splitlines() if line.strip()][-3:]
-        log.warning("trial %d failed (exit status %d): %s", trial.number, process.returncode, " / ".join(tail))
-        return None, "failed"
+        raise TrialError(f"trial {trial.number} ({' '.join(command[-2:])})", f"exit status {process.returncode}, ending: "
+                         + " / ".join(tail), "a finished run; its whole log is the parent run's artifact tune/logs "
+                         "(a study's pipeline reads earlier stages' outputs: `make run` or `kedro run` them first)")
     run_id = run_id or _trial_run(mlflow_client, experiment_id, parent, trial.number)
     history = mlflow_client.get_metric_history(run_id, study.objective) if run_id else []
     if not history:
@@ -379,7 +401,7 @@ def _summary(optuna_study, name: str, study: StudyConfig, params: dict[str, Any]
 
     from glta_pipelines.framework.seeds import _dotlist
 
-    trials = optuna_study.get_trials(deep=False)
+    trials = optuna_study.get_trials(deepcopy=False)
     states = pd.Series([t.state.name.lower() for t in trials]).value_counts().to_dict()
     summary: dict[str, Any] = {"study": name, "pipeline": study.pipeline, "objective": study.objective,
                                "direction": study.direction, "trials": states}
@@ -395,7 +417,7 @@ def _summary(optuna_study, name: str, study: StudyConfig, params: dict[str, Any]
 
 def _log_summary(mlflow_client, parent: str, optuna_study, summary: dict[str, Any]) -> None:
     rows = [{"trial": t.number, "state": t.state.name.lower(), "value": t.value, **t.params}
-            for t in optuna_study.get_trials(deep=False)]
+            for t in optuna_study.get_trials(deepcopy=False)]
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
         (Path(tmp) / "summary.md").write_text(markdown(summary) + "\n")
