@@ -9,8 +9,9 @@ Measured in one run (issue 15), each next to a same-run reference:
    the normalised adjacency, BPR, L2, Adam) timed over ``--batches`` batches at the default batch
    size and at ``--big-batch``; an epoch's time is the per-batch time x batches per epoch
    (an estimate: a measured epoch would take hours here). Reference: one propagation alone.
-3. **evaluator**: ``per_user_metrics`` (masking, top-K, 5 metrics at 2 Ks) on ``--eval-users``
-   users with the real split, against the bare ``user @ item.T`` + ``topk`` of the same chunks;
+3. **evaluator**: ``per_user_metrics`` (masking, top-K, 6 metrics at 2 Ks) on ``--eval-users``
+   users with the real split, against the bare ``user @ item.T`` + ``topk`` of the same chunks,
+   and again with the beyond-accuracy metrics (``Catalogue``: popularity and 20-d content);
    users/s, and its peak memory is bounded by ``chunk_size x n_items`` floats per chunk.
 4. **GLTA scoring**: the GLLM (the bundled SmolLM2, 8 chunk tokens of each user's whole history,
    head over all items) on ``--glta-users`` users, users/s, against LightGCN's dot product.
@@ -45,6 +46,7 @@ from glta_pipelines.core.models.lightgcn import (
     training_step,
 )
 from glta_pipelines.core.llm.backbone import LLMConfig, load_llm
+from glta_pipelines.core.evaluation.beyond_accuracy import Catalogue
 from glta_pipelines.core.evaluation.ranking import per_user_metrics
 
 
@@ -156,7 +158,14 @@ def main() -> None:
         chunk = torch.from_numpy(eval_users[lo:lo + args.chunk_size])
         torch.topk(user_emb[chunk] @ item_emb.T, 20, dim=1)
     bare = args.eval_users / (time.perf_counter() - start)
+    # the same with the beyond-accuracy metrics of the lists (popularity, novelty, coverage, Gini,
+    # and intra-list diversity over 20-d content vectors)
+    catalogue = Catalogue.from_train(train, args.items, torch.from_numpy(rng.random((args.items, 20), dtype=np.float32)))
+    start = time.perf_counter()
+    per_user_metrics(scorer, exclude, truth, args.users, args.items, (10, 20), args.chunk_size, catalogue=catalogue)
+    beyond = args.eval_users / (time.perf_counter() - start)
     report["evaluator"] = {"users": args.eval_users, "chunk_size": args.chunk_size, "users_per_second": round(evaluator),
+                           "with_beyond_accuracy_users_per_second": round(beyond),
                            "reference_bare_matmul_topk_users_per_second": round(bare),
                            "time_vs_reference": round(bare / evaluator, 2),
                            "chunk_buffer_mib": round(args.chunk_size * args.items * 4 / 2**20),

@@ -159,7 +159,7 @@ def _seeds(pipeline: str, seeds: str, vary_split: bool, reference: str, env: str
 
 @cli.command(name="tune")
 @click.option("--study", "study", default="lightgcn", show_default=True,
-              help="A study of tune.studies (conf/base/parameters_tune.yml): its pipeline, objective and space.")
+              help="A study of conf/base/tune.yml: its pipeline, objective and space.")
 @click.option("--trials", default=20, show_default=True, type=click.IntRange(min=1),
               help="Finished or pruned trials the study should have; a resumed study runs only the missing ones.")
 @click.option("--env", "-e", "env", default=None, help="Kedro configuration environment.")
@@ -191,24 +191,28 @@ def _tune(study: str, trials: int, env: str | None, params: dict) -> str:
 
     from glta_pipelines.core.config import config_from_params
     from glta_pipelines.framework.parameters import validate_parameters
-    from glta_pipelines.framework.tune import StudyConfig, markdown, run_study
+    from glta_pipelines.framework.tune import TuneParameters, markdown, run_study, study_config
 
     project_path = Path.cwd()
     bootstrap_project(project_path)
     with KedroSession.create(project_path=project_path, env=env, runtime_params=params) as session:
         context = session.load_context()
-        validate_parameters(context.params)  # the studies and their spaces too: a typo fails here
+        validate_parameters(context.params)  # --params too: a typo fails here, not in every trial
         mlflow_config = dict(context.config_loader["mlflow"])
-        tune = context.params.get("tune") or {}
-    studies = tune.get("studies") or {}
-    if study not in studies:
-        raise InputError("option --study", repr(study), f"one of tune.studies ({', '.join(sorted(studies)) or 'none'})")
-    config = config_from_params(StudyConfig, studies[study], f"tune.studies.{study}")
+        try:
+            tune = dict(context.config_loader["tune"])
+        except KeyError:
+            tune = {}
+    tune = config_from_params(TuneParameters, tune, "tune")  # every study and space: a typo fails here
+    if study not in tune.studies:
+        raise InputError("option --study", repr(study), f"one of the studies of conf/base/tune.yml "
+                         f"({', '.join(sorted(tune.studies)) or 'none'})")
+    config = study_config(study, tune.studies[study])
     if config.pipeline not in pipelines:
         raise InputError(f"parameter tune.studies.{study}.pipeline", repr(config.pipeline),
                          f"a registered pipeline ({', '.join(sorted(pipelines))})")
-    parent, summary = run_study(project_path, study, config, trials, storage_dir=tune.get("storage_dir", "data/09_tuning"),
-                                params=params, env=env, mlflow_config=mlflow_config, defaults=context.params)
+    parent, summary = run_study(project_path, study, config, trials, storage_dir=tune.storage_dir, params=params,
+                                env=env, mlflow_config=mlflow_config, defaults=context.params)
     click.echo(f"MLflow parent run {parent}: tune/summary.md, tune/summary.json and tune/trials.csv in its artifacts",
                err=True)
     return markdown(summary)

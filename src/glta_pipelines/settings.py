@@ -38,7 +38,8 @@ CONFIG_LOADER_ARGS = {
     "custom_resolvers": {"env": lambda name, default=None: os.environ.get(name, default)},
     "base_env": "base",
     "default_run_env": "local",
-    "config_patterns": {"mlflow": ["mlflow*", "mlflow*/**"], "globals": ["globals*", "globals*/**"]},
+    "config_patterns": {"mlflow": ["mlflow*", "mlflow*/**"], "globals": ["globals*", "globals*/**"],
+                        "tune": ["tune*", "tune*/**"]},
     # An environment (local, test) overrides single nested keys instead of whole stage blocks.
-    "merge_strategy": {"parameters": "soft", "mlflow": "soft"},
+    "merge_strategy": {"parameters": "soft", "mlflow": "soft", "tune": "soft"},
 }

@@ -31,3 +31,20 @@ def test_the_seed_summary_adds_the_cold_and_warm_tasks_with_their_own_tables_and
         metrics[seed]["graph.n_cold_history"] = 300
     table = _summarize(client, parent.info.run_id, metrics, "popularity")
     assert "New users (" in table and "Known users (" in table and "Cold items" not in table
+
+
+def test_the_experiment_is_marked_as_model_development_unless_it_has_a_kind(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from glta_pipelines.framework.tracking import EXPERIMENT_KIND, experiment
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    made = experiment(uri, "new")
+    assert client.get_experiment(made).tags[EXPERIMENT_KIND] == "custom_model_development"
+    older = client.create_experiment("older")  # made before the tag existed: marked when next used
+    assert experiment(uri, "older") == older
+    assert client.get_experiment(older).tags[EXPERIMENT_KIND] == "custom_model_development"
+    own = client.create_experiment("own", tags={EXPERIMENT_KIND: "genai_development"})
+    experiment(uri, "own")
+    assert client.get_experiment(own).tags[EXPERIMENT_KIND] == "genai_development"  # a user's own kind stays

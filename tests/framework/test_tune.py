@@ -53,7 +53,7 @@ def test_tune_runs_nested_trials_summarises_them_and_resumes(project_after_full)
     from tests.sessions import runs
 
     project = project_after_full
-    params = f"llm.model={os.environ['GLTA_TEST_LLM']},tune.studies.lightgcn.poll_seconds=0.5"
+    params = f"llm.model={os.environ['GLTA_TEST_LLM']}"  # conf/test/tune.yml reads the curves every 0.5 s
     result = CliRunner().invoke(KedroCLI(project), ["tune", "--env", "test", "--study", "lightgcn", "--trials", "3",
                                                     "--params", params])
     assert result.exit_code == 0, result.output[-3000:]
@@ -93,7 +93,12 @@ def test_tune_refuses_an_unknown_study_in_one_line(project):
 
     result = CliRunner().invoke(KedroCLI(project), ["tune", "--env", "test", "--study", "lightgnc"])
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert "option --study: found 'lightgnc'; expected one of tune.studies (ease, glta_head, glta_head_mean, lightgcn)" in result.output
-    result = CliRunner().invoke(KedroCLI(project), ["tune", "--env", "test", "--params",
-                                                    "tune.studies.lightgcn.objective=test.lightgcn.recall_at_20"])
-    assert result.exit_code == 1 and "test metrics never select" in result.output
+    assert ("option --study: found 'lightgnc'; expected one of the studies of conf/base/tune.yml "
+            "(ease, glta_head, glta_head_mean, hccf, lightgcn)") in result.output
+    (project / "conf/test/tune.yml").write_text("studies:\n  lightgcn:\n    objective: test.lightgcn.recall_at_20\n")
+    result = CliRunner().invoke(KedroCLI(project), ["tune", "--env", "test"])
+    assert result.exit_code == 1 and "tune.studies.lightgcn.objective" in result.output
+    assert "test metrics never select" in result.output
+    (project / "conf/test/tune.yml").write_text("studies:\n  lightgcn:\n    space:\n      graph.split.sed: {low: 1, high: 2}\n")
+    result = CliRunner().invoke(KedroCLI(project), ["tune", "--env", "test"])
+    assert result.exit_code == 1 and "did you mean graph.split.seed?" in result.output, result.output[-1500:]

@@ -26,7 +26,6 @@ from glta_pipelines.core.cold_start.new_items import AddItemsConfig
 from glta_pipelines.core.models.registry import METHODS, parameter_configs
 from glta_pipelines.core.llm.text_encoder import TextEncoderConfig
 from glta_pipelines.serving.registry import RecommendConfig, RegistryConfig
-from glta_pipelines.framework.tune import TuneParameters
 
 
 @dataclass(frozen=True)
@@ -120,7 +119,6 @@ SCHEMA: dict[str, Any] = {
     "registry": RegistryConfig,
     "recommend": RecommendConfig,
     "add_items": AddItemsConfig,
-    "tune": TuneParameters,
 }
 # Read by hooks, not nodes (``hooks.ModelRegistryHook``): `--params registry.*` takes effect in any run.
 HOOK_PARAMETERS = ("registry",)

@@ -2,9 +2,9 @@
 
 Built like ``kedro seeds``: each trial is an ordinary ``kedro run`` of the study's pipeline in its
 own process (the same hooks, parameter checks and lineage), nested under the parent run (tags
-``mlflow.parentRunId`` and ``trial``). A study is a section of ``tune.studies`` in
-``conf/base/parameters_tune.yml``, validated with every other parameter, so a typo in a study or
-in the name of a tuned parameter fails before any trial runs:
+``mlflow.parentRunId`` and ``trial``). A study is a section of ``studies`` in ``conf/base/tune.yml``
+(:class:`TuneParameters`), checked against the parameter contract when the command starts, so a
+typo in a study or in the name of a searched parameter fails before any trial runs:
 
 - ``pipeline``: what a trial runs; ``objective``: the MLflow metric of the trial's run to optimise.
   It must be a validation metric (test selection is refused). When the run logs it once per epoch
@@ -63,6 +63,8 @@ class StudyConfig:
 
     # the registered pipeline each trial runs
     pipeline: str = "pretrain_gnn"
+    # only these nodes of it (kedro run --nodes), e.g. one baseline of the paper pipeline; empty: all
+    nodes: tuple[str, ...] = ()
     # the MLflow metric of a trial's run to optimise (a validation metric); per-epoch curves: the best epoch
     objective: str = "lightgcn.valid_recall_at_20"
     direction: str = "maximize"
@@ -95,7 +97,7 @@ class StudyConfig:
 
 @dataclass(frozen=True)
 class TuneParameters:
-    """``tune``: the studies ``kedro tune`` can run, and where their Optuna storage lives."""
+    """``conf/<env>/tune.yml``: the studies ``kedro tune`` can run, and where their Optuna storage lives."""
 
     # folder of each study's SQLite file (<study>.db), relative to the project
     storage_dir: str = "data/09_tuning"
@@ -104,7 +106,7 @@ class TuneParameters:
     def validate(self) -> None:
         for name, study in self.studies.items():
             where = f"tune.studies.{name}"
-            config = config_from_params(StudyConfig, study, where)
+            config = study_config(name, study)
             check_space(config.space, f"{where}.space")
             for key in config.fixed:
                 try:
@@ -115,6 +117,15 @@ class TuneParameters:
             if set(config.fixed) & set(config.space):
                 raise InputError(f"parameter {where}.fixed", sorted(set(config.fixed) & set(config.space)),
                                  "keys the study does not search")
+
+
+def study_config(name: str, raw: Mapping[str, Any]) -> StudyConfig:
+    """Study ``name``'s typed config; an error names the study (``tune.studies.<name>.<key>``)."""
+    try:
+        return config_from_params(StudyConfig, raw, f"tune.studies.{name}")
+    except InputError as error:
+        raise InputError(error.where.replace("tune.studies.*", f"tune.studies.{name}"), error.found,
+                         error.expected) from None
 
 
 def parameter_hint(key: str, where: str) -> Any:
@@ -272,7 +283,7 @@ def run_study(project_path: Path, name: str, study: StudyConfig, trials: int, *,
             trial = optuna_study.ask()
             values = suggest(trial, study.space, kinds)
             log_path = logs / f"trial_{trial.number}.log"
-            command = [*_kedro(), "run", f"--pipelines={study.pipeline}",
+            command = [*_kedro(), "run", f"--pipelines={study.pipeline}", *_nodes_option(study),
                        f"--params={_dotlist(_merge(params, nested(values)))}"]
             if env:
                 command.append(f"--env={env}")
@@ -370,6 +381,10 @@ def _trial_run(mlflow_client, experiment_id: str, parent: str, number: int) -> s
     return runs[0].info.run_id if runs else None
 
 
+def _nodes_option(study: StudyConfig) -> list[str]:
+    return [f"--nodes={','.join(study.nodes)}"] if study.nodes else []
+
+
 def _lookup(params: Mapping[str, Any], key: str) -> Any:
     for part in key.split("."):
         if not isinstance(params, Mapping) or part not in params:
@@ -410,7 +425,8 @@ def _summary(optuna_study, name: str, study: StudyConfig, params: dict[str, Any]
         best = optuna_study.best_trial
         chosen = _merge(params, nested(best.params))
         summary.update(best_value=best.value, best_trial=best.number, best_params=best.params,
-                       command=f"kedro run --pipelines={study.pipeline} --params={_dotlist(chosen)}"
+                       command=" ".join(["kedro run", f"--pipelines={study.pipeline}", *_nodes_option(study),
+                                         f"--params={_dotlist(chosen)}"])
                                + (f" --env={env}" if env else ""))
     return summary
 
