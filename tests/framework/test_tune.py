@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from glta_pipelines.core.errors import InputError
-from glta_pipelines.framework.tune import StudyConfig, check_space, nested
+from glta_pipelines.framework.tune import StudyConfig, _within, check_space, nested
 
 
 @pytest.mark.parametrize("space, message", [
@@ -39,6 +39,9 @@ def test_a_good_space_knows_its_kinds_and_the_objective_must_be_a_validation_met
     assert kinds["pretrain_gnn.lightgcn.num_layers"] is int and kinds["pretrain_gnn.lightgcn.learning_rate"] is float
     assert kinds["baselines.ease.lambdas:grid"] and kinds["pretrain_gnn.lightgcn.embedding_dim"] == "choices"
     assert nested({"a.b": 1, "a.c": 2, "d": 3}) == {"a": {"b": 1, "c": 2}, "d": 3}
+    # the configured value starts the study only where it is a point of the space
+    assert _within({"choices": [32, 64]}, 64) and not _within({"choices": [32, 64]}, 16)
+    assert _within({"low": 0.001, "high": 0.05}, 0.01) and not _within({"low": 1, "high": 4}, 8)
     with pytest.raises(InputError, match="test metrics never select"):
         StudyConfig(objective="test.lightgcn.recall_at_20").validate()
 

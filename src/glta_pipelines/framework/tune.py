@@ -255,7 +255,11 @@ def run_study(project_path: Path, name: str, study: StudyConfig, trials: int, *,
         optuna_study._storage.set_trial_state_values(stale._trial_id, optuna.trial.TrialState.FAIL)
     if study.start_from_defaults and defaults is not None and not optuna_study.get_trials(deepcopy=False):
         first = {key: _lookup(defaults, key) for key in study.space if not kinds.get(f"{key}:grid")}
-        optuna_study.enqueue_trial({k: v for k, v in first.items() if v is not None})
+        inside = {k: v for k, v in first.items() if _within(study.space[k], v)}
+        for key in sorted(set(first) - set(inside)):  # the first trial samples it instead
+            log.warning("tune: the configured %s=%r is outside the study's space; the first trial samples it",
+                        key, first[key])
+        optuna_study.enqueue_trial(inside)
     parent = optuna_study.user_attrs.get("mlflow_parent_run")
     if parent:  # resumed: the same parent, now owned by this process (else the stale-run reaper closes it)
         mlflow_client.set_tag(parent, PROCESS_TAG, process_owner())
@@ -383,6 +387,15 @@ def _trial_run(mlflow_client, experiment_id: str, parent: str, number: int) -> s
 
 def _nodes_option(study: StudyConfig) -> list[str]:
     return [f"--nodes={','.join(study.nodes)}"] if study.nodes else []
+
+
+def _within(spec: Mapping[str, Any], value: Any) -> bool:
+    """Whether ``value`` is a point of the search ``spec`` (a choice, or inside the bounds)."""
+    if value is None or isinstance(value, (list, tuple, Mapping)):
+        return False
+    if "choices" in spec:
+        return value in list(spec["choices"])
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and spec["low"] <= value <= spec["high"]
 
 
 def _lookup(params: Mapping[str, Any], key: str) -> Any:
