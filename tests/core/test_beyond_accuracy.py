@@ -29,7 +29,11 @@ def test_hand_case():
     assert out["novelty_at_2"].numpy() == pytest.approx([(info[0] + info[1]) / 2, (info[0] + info[2]) / 2])
     # items 0 and 1 share their content (distance 0); 0 and 2 do not (distance 1)
     assert out["diversity_at_2"].tolist() == pytest.approx([0.0, 1.0])
-    assert out["diversity_at_1"].tolist() == [0.0, 0.0]
+    assert out["diversity_at_1"].isnan().all()  # one item: no pair
+    # an item without content (3) is left out of the pairs: a list with one item with content has no value
+    three = list_metrics(torch.tensor([[0, 2, 3], [0, 3, 1]]), [3], catalogue)["diversity_at_3"]
+    assert three[0] == pytest.approx(1.0) and three[1] == pytest.approx(0.0)
+    assert list_metrics(torch.tensor([[0, 3]]), [2], catalogue)["diversity_at_2"].isnan().all()
 
 
 def test_gini_bounds():

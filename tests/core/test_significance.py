@@ -22,7 +22,8 @@ def test_edge_cases():
     same = np.array([0.1, 0.2, 0.3])
     assert paired_tests(same, same) == {"p_value_t": 1.0, "p_value_wilcoxon": 1.0}
     assert all(math.isnan(v) for v in paired_tests(same[:1], same[:1] + 1).values())
-    assert paired_tests(same + 0.5, same)["p_value_t"] == 0.0  # a constant shift: no spread
+    assert math.isnan(paired_tests(same + 0.5, same)["p_value_t"])  # a constant shift: no spread, no t-test
+    assert paired_tests(np.r_[same, np.nan], np.r_[same, 1.0]) == {"p_value_t": 1.0, "p_value_wilcoxon": 1.0}
 
 
 def test_holm_hand_case():

@@ -46,6 +46,23 @@ def test_a_good_space_knows_its_kinds_and_the_objective_must_be_a_validation_met
         StudyConfig(objective="test.lightgcn.recall_at_20").validate()
 
 
+def test_the_summary_command_gives_a_grid_its_list():
+    import optuna
+
+    from glta_pipelines.framework.tune import _summary
+
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    trial.suggest_float("baselines.ease.lambdas", 10, 1000, log=True)
+    trial.set_user_attr("values", {"baselines.ease.lambdas": [241.5]})  # as run_study records it
+    study.tell(trial, 0.36)
+    config = StudyConfig(pipeline="baselines", nodes=("baselines.train_ease",), objective="ease.valid_recall_at_20",
+                         space={"baselines.ease.lambdas": {"low": 10, "high": 1000, "log": True}})
+    summary = _summary(study, "ease", config, {}, "test")
+    assert summary["command"] == ("kedro run --pipelines=baselines --nodes=baselines.train_ease "
+                                  "--params=baselines.ease.lambdas=[241.5] --env=test")
+
+
 @pytest.mark.slow
 @pytest.mark.usefixtures("tiny_llm")
 def test_tune_runs_nested_trials_summarises_them_and_resumes(project_after_full):
@@ -88,6 +105,11 @@ def test_tune_runs_nested_trials_summarises_them_and_resumes(project_after_full)
     assert len([r for r in found if r.info.run_name == "tune:lightgcn"]) == 1  # the same parent run, reopened
     assert len([r for r in found if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]) == 4
     assert client.get_run(parent.info.run_id).info.status == "FINISHED"
+    # a study is resumed only with what it started with
+    changed = CliRunner().invoke(KedroCLI(project), ["tune", "--env", "test", "--study", "lightgcn", "--trials", "5",
+                                                     "--params", params + ",pretrain_gnn.lightgcn.batch_size=4096"])
+    assert changed.exit_code == 1 and "Traceback" not in changed.output
+    assert "a study started with another pipeline, objective, space or --params" in changed.output
 
 
 def test_tune_refuses_an_unknown_study_in_one_line(project):

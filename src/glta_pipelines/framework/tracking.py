@@ -30,6 +30,7 @@ from mlflow.tracking import MlflowClient
 RUN_ENV = "GLTA_MLFLOW_RUN"
 PARENT_ENV = "GLTA_MLFLOW_PARENT_RUN"  # set by `kedro seeds`: each run is nested under this one
 TRIAL_ENV = "GLTA_TUNE_TRIAL"  # set by `kedro tune`: the trial number, a tag of the nested run
+TRIAL_TAG = "trial"
 SEED_ENV = "GLTA_SEED"  # the seed a nested run was started for (tag `seed`)
 PROCESS_TAG = "glta.process"  # host:boot:pid-namespace:pid of the process that owns a RUNNING run
 

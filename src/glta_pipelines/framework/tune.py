@@ -31,6 +31,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -44,7 +45,7 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from glta_pipelines.core.config import check_known_keys, config_from_params, join
+from glta_pipelines.core.config import check_known_keys, coerce_value, config_from_params, join
 from glta_pipelines.core.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,6 @@ SPEC_KEYS = ("low", "high", "log", "step", "choices")
 
 class TrialError(InputError):
     """A trial's ``kedro run`` failed: the message names the trial, its exit status and its log."""
-TRIAL_TAG = "trial"
 
 
 @dataclass(frozen=True)
@@ -167,6 +167,8 @@ def check_space(space: Mapping[str, Any], where: str) -> dict[str, Any]:
         if "choices" in spec:
             if set(spec) != {"choices"} or not isinstance(spec["choices"], (list, tuple)) or not spec["choices"]:
                 raise InputError(f"parameter {at}", repr(dict(spec)), "{choices: [a non-empty list]} alone")
+            for i, choice in enumerate(spec["choices"]):  # a bad choice fails now, not when a trial draws it
+                coerce_value(choice, hint, f"{at}.choices[{i}]")
             kinds[key] = "choices"
             continue
         args = typing.get_args(hint)
@@ -179,6 +181,10 @@ def check_space(space: Mapping[str, Any], where: str) -> dict[str, Any]:
             raise InputError(f"parameter {at}", repr(dict(spec)), "numbers low < high")
         if spec.get("log") and low <= 0:
             raise InputError(f"parameter {at}.low", low, "a positive low bound on a log scale")
+        step = spec.get("step")
+        if step is not None and (not isinstance(step, (int, float)) or isinstance(step, bool) or step <= 0
+                                 or spec.get("log")):
+            raise InputError(f"parameter {at}.step", repr(step), "a positive number, and no step on a log scale")
         if numeric is int and not (float(low).is_integer() and float(high).is_integer()):
             raise InputError(f"parameter {at}", repr(dict(spec)), f"integer bounds ({key} is an integer)")
         kinds[key] = numeric
@@ -228,6 +234,7 @@ def run_study(project_path: Path, name: str, study: StudyConfig, trials: int, *,
         PROCESS_TAG,
         client,
         experiment,
+        flatten,
         git_commit,
         process_owner,
         resolve_tracking_uri,
@@ -235,7 +242,7 @@ def run_study(project_path: Path, name: str, study: StudyConfig, trials: int, *,
 
     params = _merge(params or {}, nested(study.fixed))
     kinds = check_space(study.space, f"tune.studies.{name}.space")
-    clashes = sorted(set(study.space) & set(_flat(params)))
+    clashes = sorted(set(study.space) & set(flatten(params)))
     if clashes:
         raise InputError("option --params", f"searched keys {clashes}", "keys the study does not search")
     config = mlflow_config or {}
@@ -250,9 +257,17 @@ def run_study(project_path: Path, name: str, study: StudyConfig, trials: int, *,
     pruner = optuna.pruners.MedianPruner(n_startup_trials=study.startup_trials, n_warmup_steps=study.warmup_epochs)
     optuna_study = optuna.create_study(study_name=name, storage=storage, direction=study.direction, sampler=sampler,
                                        pruner=pruner, load_if_exists=True)
+    parent = optuna_study.user_attrs.get("mlflow_parent_run")
+    fingerprint = json.dumps({"pipeline": study.pipeline, "nodes": list(study.nodes), "objective": study.objective,
+                              "direction": study.direction, "space": study.space, "params": params},
+                             sort_keys=True, default=str)
+    if parent:
+        _check_resumable(mlflow_client, name, parent, optuna_study.user_attrs.get("fingerprint"), fingerprint, storage)
+    else:
+        optuna_study.set_user_attr("fingerprint", fingerprint)
     for stale in optuna_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        # a trial interrupted by Ctrl-C: closed as failed, so the study can go on
-        optuna_study._storage.set_trial_state_values(stale._trial_id, optuna.trial.TrialState.FAIL)
+        # a trial interrupted by Ctrl-C (its process is gone: checked above): failed, so the study can go on
+        optuna_study.tell(stale.number, state=optuna.trial.TrialState.FAIL)
     if study.start_from_defaults and defaults is not None and not optuna_study.get_trials(deepcopy=False):
         first = {key: _lookup(defaults, key) for key in study.space if not kinds.get(f"{key}:grid")}
         inside = {k: v for k, v in first.items() if _within(study.space[k], v)}
@@ -260,7 +275,6 @@ def run_study(project_path: Path, name: str, study: StudyConfig, trials: int, *,
             log.warning("tune: the configured %s=%r is outside the study's space; the first trial samples it",
                         key, first[key])
         optuna_study.enqueue_trial(inside)
-    parent = optuna_study.user_attrs.get("mlflow_parent_run")
     if parent:  # resumed: the same parent, now owned by this process (else the stale-run reaper closes it)
         mlflow_client.set_tag(parent, PROCESS_TAG, process_owner())
         mlflow_client.update_run(parent, status="RUNNING")
@@ -286,6 +300,7 @@ def run_study(project_path: Path, name: str, study: StudyConfig, trials: int, *,
         while len(done()) < trials:
             trial = optuna_study.ask()
             values = suggest(trial, study.space, kinds)
+            trial.set_user_attr("values", values)  # as the run gets them (a grid's one value is a list)
             log_path = logs / f"trial_{trial.number}.log"
             command = [*_kedro(), "run", f"--pipelines={study.pipeline}", *_nodes_option(study),
                        f"--params={_dotlist(_merge(params, nested(values)))}"]
@@ -320,17 +335,15 @@ def run_study(project_path: Path, name: str, study: StudyConfig, trials: int, *,
         raise
     finally:
         mlflow_client.set_terminated(parent, status)
-        import shutil
-
         shutil.rmtree(logs, ignore_errors=True)
 
 
 def _run_trial(command, project_path, trial, study: StudyConfig, uri, experiment_id, parent, log_path, parent_env):
     """Run one trial's ``kedro run``; report its curve to the pruner while it trains. Returns
     (objective value or None, "complete" | "pruned" | "failed")."""
-    from glta_pipelines.framework.tracking import client
+    from mlflow.exceptions import MlflowException
 
-    from glta_pipelines.framework.tracking import TRIAL_ENV
+    from glta_pipelines.framework.tracking import TRIAL_ENV, client
 
     child_env = {**os.environ, parent_env: parent, TRIAL_ENV: str(trial.number), "KEDRO_DISABLE_TELEMETRY": "true"}
     mlflow_client = client(uri)
@@ -341,10 +354,13 @@ def _run_trial(command, project_path, trial, study: StudyConfig, uri, experiment
         try:
             while process.poll() is None:
                 time.sleep(study.poll_seconds)
-                run_id = run_id or _trial_run(mlflow_client, experiment_id, parent, trial.number)
-                if run_id is None:
+                try:  # the child writes to the same store: a busy store is read again at the next poll
+                    run_id = run_id or _trial_run(mlflow_client, experiment_id, parent, trial.number)
+                    history = mlflow_client.get_metric_history(run_id, study.objective) if run_id else []
+                except MlflowException as error:
+                    log.debug("tune: reading trial %d's curve: %s", trial.number, error)
                     continue
-                for point in mlflow_client.get_metric_history(run_id, study.objective):
+                for point in history:
                     if point.step not in reported:
                         reported.add(point.step)
                         trial.report(point.value, point.step)
@@ -365,21 +381,23 @@ def _run_trial(command, project_path, trial, study: StudyConfig, uri, experiment
             raise
     if process.returncode != 0:  # a broken trial stops the study: the next one would fail alike
         tail = [line for line in log_path.read_text().splitlines() if line.strip()][-3:]
-        raise TrialError(f"trial {trial.number} ({' '.join(command[-2:])})", f"exit status {process.returncode}, ending: "
+        raise TrialError(f"trial {trial.number} (kedro run --pipelines={study.pipeline})",
+                         f"exit status {process.returncode}, ending: "
                          + " / ".join(tail), "a finished run; its whole log is the parent run's artifact tune/logs "
                          "(a study's pipeline reads earlier stages' outputs: `make run` or `kedro run` them first)")
     run_id = run_id or _trial_run(mlflow_client, experiment_id, parent, trial.number)
     history = mlflow_client.get_metric_history(run_id, study.objective) if run_id else []
-    if not history:
-        raise InputError(f"parameter tune.studies.*.objective {study.objective!r}",
-                         f"no such metric in the trial's run ({command[2]})",
+    values = [point.value for point in history if not math.isnan(point.value)]
+    if not values:
+        raise TrialError(f"objective {study.objective!r} of trial {trial.number}",
+                         f"no value in the trial's run (kedro run --pipelines={study.pipeline})",
                          "a metric the pipeline logs (see a run of it in the MLflow UI)")
-    values = [point.value for point in history]
-    best = max(values) if study.direction == "maximize" else min(values)
-    return (None, "failed") if math.isnan(best) else (best, "complete")
+    return (max(values) if study.direction == "maximize" else min(values)), "complete"
 
 
 def _trial_run(mlflow_client, experiment_id: str, parent: str, number: int) -> str | None:
+    from glta_pipelines.framework.tracking import TRIAL_TAG
+
     runs = mlflow_client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{parent}' "
                                      f"and tags.{TRIAL_TAG} = '{number}'", max_results=1)
     return runs[0].info.run_id if runs else None
@@ -398,6 +416,29 @@ def _within(spec: Mapping[str, Any], value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and spec["low"] <= value <= spec["high"]
 
 
+def _check_resumable(mlflow_client, name: str, parent: str, stored: str | None, fingerprint: str, storage: str) -> None:
+    """Refuse to resume study ``name`` while its own process still runs it, when its MLflow parent
+    run is gone, or when what it searches has changed since it started."""
+    from mlflow.exceptions import MlflowException
+
+    from glta_pipelines.framework.hooks.tracking import _alive
+    from glta_pipelines.framework.tracking import PROCESS_TAG, machine_identity
+
+    try:
+        run = mlflow_client.get_run(parent)
+    except MlflowException:
+        raise InputError(f"study {name} ({storage})", f"its MLflow parent run {parent}, which this tracking store "
+                         "does not have", "the tracking store the study started in, or a new study "
+                         "(delete its .db file)") from None
+    machine, _, pid = run.data.tags.get(PROCESS_TAG, "").rpartition(":")
+    if run.info.status == "RUNNING" and machine == machine_identity() and pid.isdigit() and _alive(int(pid)):
+        raise InputError(f"study {name}", f"process {pid} still running it (MLflow run {parent})",
+                         "one process per study: wait for it, or stop it first")
+    if stored is not None and stored != fingerprint:
+        raise InputError(f"study {name} ({storage})", "a study started with another pipeline, objective, space or "
+                         "--params", "the same settings to resume it, or a new study (another name, or delete its .db file)")
+
+
 def _lookup(params: Mapping[str, Any], key: str) -> Any:
     for part in key.split("."):
         if not isinstance(params, Mapping) or part not in params:
@@ -410,16 +451,6 @@ def _merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in extra.items():
         out[key] = _merge(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) else value
-    return out
-
-
-def _flat(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for key, value in params.items():
-        if isinstance(value, Mapping):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
     return out
 
 
@@ -436,7 +467,7 @@ def _summary(optuna_study, name: str, study: StudyConfig, params: dict[str, Any]
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     if complete:
         best = optuna_study.best_trial
-        chosen = _merge(params, nested(best.params))
+        chosen = _merge(params, nested(best.user_attrs.get("values", best.params)))
         summary.update(best_value=best.value, best_trial=best.number, best_params=best.params,
                        command=" ".join(["kedro run", f"--pipelines={study.pipeline}", *_nodes_option(study),
                                          f"--params={_dotlist(chosen)}"])

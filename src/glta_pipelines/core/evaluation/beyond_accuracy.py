@@ -15,7 +15,8 @@ diversity as mean pairwise distance (Ziegler et al., WWW 2005):
   i + 1) / (training users + 1)`` (add-one, so an item nobody trained on is finite and the most novel).
 - ``diversity@K``: per user, the mean cosine distance ``1 - cos(c_i, c_j)`` over the pairs of its
   top K, ``c`` the items' content vectors (genres and decade: ``Catalogue.content``); only where
-  the catalogue has content. An item without content is unlike every other (distance 1).
+  the catalogue has content. Pairs with an item without content are left out; a list with fewer
+  than two items with content has no value (NaN), and means are taken over the lists that have one.
 
 Per-user metrics come back as one value per user (so they can be compared user by user, like
 Recall); list-set metrics as 0-d tensors.
@@ -85,16 +86,16 @@ def gini_index(counts: torch.Tensor) -> torch.Tensor:
 
 
 def intra_list_diversity(top: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
-    """Per row of ``top``, the mean cosine distance over its item pairs (``content``: unit rows);
-    0 for lists of one item. Rows are taken in blocks, so memory stays ``block x K x d``."""
-    k = top.shape[1]
-    if k < 2:
-        return torch.zeros(len(top), dtype=torch.float64)
+    """Per row of ``top``, the mean cosine distance over the pairs of its items that have content
+    (``content``: unit rows, zero for none); NaN for a row with fewer than two such items. Rows are
+    taken in blocks, so memory stays ``block x K x d``."""
     values = []
     for start in range(0, len(top), _BLOCK_ROWS):
         vectors = content[top[start:start + _BLOCK_ROWS]]  # (rows, K, d)
+        with_content = (vectors.abs().sum(2) > 0).double().sum(1)
         summed = vectors.sum(1)
-        # the sum over ordered pairs i != j of cos(c_i, c_j): |sum c|^2 - sum |c|^2
+        # the sum over ordered pairs i != j of cos(c_i, c_j): |sum c|^2 - sum |c|^2 (rows without content add 0)
         pair_similarity = (summed * summed).sum(1) - (vectors * vectors).sum((1, 2))
-        values.append(1.0 - pair_similarity / (k * (k - 1)))
-    return torch.cat(values)
+        pairs = with_content * (with_content - 1)
+        values.append(torch.where(pairs > 0, 1.0 - pair_similarity / pairs.clamp(min=1), torch.nan))
+    return torch.cat(values) if values else torch.zeros(0, dtype=torch.float64)

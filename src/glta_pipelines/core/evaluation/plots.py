@@ -13,8 +13,11 @@ from matplotlib.figure import Figure  # noqa: E402
 
 
 def metrics_bar_chart(metrics: pd.DataFrame, k: int) -> Figure:
-    """Grouped bars: one panel per split, one group per metric at ``k``, one bar per method."""
-    at_k = metrics[metrics["k"] == k]
+    """Grouped bars: one panel per split, one group per accuracy metric at ``k``, one bar per method
+    (the beyond-accuracy metrics have other scales: popularity in interactions, novelty in bits)."""
+    from glta_pipelines.core.evaluation.ranking import METRIC_NAMES
+
+    at_k = metrics[(metrics["k"] == k) & metrics["metric"].isin(METRIC_NAMES)]
     splits = [s for s in ("valid", "test") if s in set(at_k["split"])]
     methods = list(dict.fromkeys(at_k["method"]))
     names = list(dict.fromkeys(at_k["metric"]))

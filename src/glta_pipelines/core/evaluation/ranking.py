@@ -243,7 +243,7 @@ def task_metrics(
         top = tops[name][np.searchsorted(everyone, users)]
         hits, n_truth = _hits(top, users, truth, n_users, n_items)
         values = {**hit_metrics(hits, n_truth, ks), **(list_metrics(top, ks, catalogue) if catalogue else {})}
-        out[name] = {metric: float(v.mean()) for metric, v in values.items()}
+        out[name] = {metric: float(v.nanmean()) for metric, v in values.items()}  # diversity: lists with content
     return out
 
 
@@ -403,11 +403,11 @@ def evaluate_splits(
         extra_tables = [metrics_table(method, f"test{name}", values) for name, values in found.items()]
     else:
         _, found = per_user_metrics(score_fn, train, valid, n_users, n_items, ks, chunk_size, catalogue=catalogue)
-        valid_tables = [metrics_table(method, "valid", {name: float(v.mean()) for name, v in found.items()})]
+        valid_tables = [metrics_table(method, "valid", {name: float(v.nanmean()) for name, v in found.items()})]
         extra_tables = []
     users, per_user = per_user_metrics(test_score_fn or score_fn, seen_for_test, test, n_users, n_items, ks, chunk_size,
                                        long_tail_items(train, n_items), order, catalogue)
     reported = (*METRIC_NAMES, *BEYOND_NAMES)
-    means = {name: float(v.mean()) for name, v in per_user.items() if name.rpartition("_at_")[0] in reported}
+    means = {name: float(v.nanmean()) for name, v in per_user.items() if name.rpartition("_at_")[0] in reported}
     table = pd.concat([*valid_tables, metrics_table(method, "test", means), *extra_tables], ignore_index=True)
     return table, pd.DataFrame({"user_idx": users, **{name: v.numpy() for name, v in per_user.items() if v.ndim == 1}})

@@ -19,17 +19,21 @@ import numpy as np
 def paired_tests(ours: np.ndarray, reference: np.ndarray) -> dict[str, float]:
     """Two-sided p-values of the paired t-test (``p_value_t``) and the Wilcoxon signed-rank test
     (``p_value_wilcoxon``) of ``ours - reference``. Identical vectors give 1.0 for both; fewer than
-    two pairs, NaN."""
+    two pairs, NaN for both; a constant non-zero difference, NaN for the t-test. Pairs with a NaN
+    (a user without a value) are left out."""
     from scipy.stats import ttest_rel, wilcoxon
 
     ours, reference = np.asarray(ours, dtype=np.float64), np.asarray(reference, dtype=np.float64)
+    known = ~(np.isnan(ours) | np.isnan(reference))
+    ours, reference = ours[known], reference[known]
     if len(ours) < 2:
         return {"p_value_t": math.nan, "p_value_wilcoxon": math.nan}
     differences = ours - reference
     if not np.any(differences):
         return {"p_value_t": 1.0, "p_value_wilcoxon": 1.0}
-    if np.ptp(differences) <= 1e-12 * np.abs(differences).max():  # no spread: the t statistic is infinite
-        p_t = 0.0
+    if np.ptp(differences) <= 1e-12 * np.abs(differences).max():
+        # no spread (two methods that do not depend on the seed): the t-test has nothing to say
+        p_t = math.nan
     else:
         p_t = float(ttest_rel(ours, reference).pvalue)
     return {"p_value_t": p_t, "p_value_wilcoxon": float(wilcoxon(ours, reference).pvalue)}

@@ -26,6 +26,7 @@ from glta_pipelines.framework.tracking import (
     PROCESS_TAG,
     SEED_ENV,
     TRIAL_ENV,
+    TRIAL_TAG,
     chart_filter,
     client,
     current_run,
@@ -86,8 +87,9 @@ class MlflowTrackingHook:
             self._start_run(uri, catalog, joined=True)
             return
         parent = os.environ.get(PARENT_ENV)  # one seed of `kedro seeds`: a nested run under its parent
-        nesting = {"mlflow.parentRunId": parent, "seed": os.environ.get(SEED_ENV, ""),
-                   "trial": os.environ.get(TRIAL_ENV, "")} if parent else {}  # or one trial of `kedro tune`
+        nesting = {"mlflow.parentRunId": parent} if parent else {}  # a seed of `kedro seeds`, a trial of `kedro tune`
+        nesting.update({tag: os.environ[env] for tag, env in (("seed", SEED_ENV), (TRIAL_TAG, TRIAL_ENV))
+                        if parent and os.environ.get(env)})
         if parent:
             experiment_id = mlflow_client.get_run(parent).info.experiment_id
         run = mlflow_client.create_run(experiment_id, run_name=f"{'+'.join(pipelines)}:{dataset}", tags={

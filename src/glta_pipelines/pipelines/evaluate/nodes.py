@@ -200,7 +200,8 @@ def compare_methods(evaluation: dict[str, Any], **per_user: pd.DataFrame) -> dic
         ours = per_user[method].set_index("user_idx").reindex(base.index)
         report[method] = {}
         for metric in metrics:
-            result = paired_bootstrap(column(ours, metric), column(base, metric), resamples, seed)
+            known = ours[metric].notna().to_numpy() & base[metric].notna().to_numpy()  # diversity: lists with content
+            result = paired_bootstrap(column(ours[known], metric), column(base[known], metric), resamples, seed)
             result.update(paired_tests(ours[metric].to_numpy(), base[metric].to_numpy()))
             report[method][metric] = result
     for metric in metrics:
