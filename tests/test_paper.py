@@ -95,10 +95,10 @@ def test_seed_runs_get_the_params_they_were_given_and_paper_nodes_pickle():
 
     from glta_pipelines.cli import split_params
     from glta_pipelines.pipeline_registry import register_pipelines
-    from glta_pipelines.framework.seeds import _dotlist
+    from glta_pipelines.framework.child_runs import dotlist
 
     given = {"graph": {"min_rating": None, "split": {"ratios": [0.7, 0.15, 0.15]}}, "a": {"flag": True, "name": "x"}}
-    assert split_params(click.Context(click.Command("x")), None, _dotlist(given)) == given
+    assert split_params(click.Context(click.Command("x")), None, dotlist(given)) == given
     for node in register_pipelines()["paper"].nodes:  # ParallelRunner pickles every node's function
         pickle.dumps(node.func)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import os
+from contextlib import contextmanager
 import sys
 from typing import Any
 
@@ -44,6 +45,19 @@ def known_error(error: BaseException | None) -> InputError | None:
         seen.add(id(error))
         error = error.__cause__ or error.__context__
     return None
+
+
+@contextmanager
+def one_line_errors():
+    """A known error (:class:`InputError`) of a project command ends it with its one-line message and
+    exit status 1, without a traceback (``GLTA_TRACEBACK=1`` shows it)."""
+    try:
+        yield
+    except InputError as error:
+        if os.environ.get(TRACEBACK_ENV):
+            raise
+        click.secho(f"Error: {error}", fg="red", err=True)
+        sys.exit(1)
 
 
 def split_params(ctx: click.Context, param: Any, value: Any) -> Any:
@@ -107,14 +121,8 @@ def seeds_command(pipeline: str, seeds: str, vary_split: bool, reference: str, e
     summary: mean ± sd, 95% interval and paired difference from the reference, per method and metric."""
     from glta_pipelines.framework.save_versions import distinct_save_versions
 
-    try:
-        with distinct_save_versions():
-            table = _seeds(pipeline, seeds, vary_split, reference, env, params, from_run)
-    except InputError as error:
-        if os.environ.get(TRACEBACK_ENV):
-            raise
-        click.secho(f"Error: {error}", fg="red", err=True)
-        sys.exit(1)
+    with one_line_errors(), distinct_save_versions():
+        table = _seeds(pipeline, seeds, vary_split, reference, env, params, from_run)
     click.echo(table)
     if output:
         from pathlib import Path
@@ -171,14 +179,8 @@ def tune_command(study: str, trials: int, env: str | None, params: dict) -> None
     command that reproduces them (docs/tuning.md)."""
     from glta_pipelines.framework.save_versions import distinct_save_versions
 
-    try:
-        with distinct_save_versions():
-            report = _tune(study, trials, env, params)
-    except InputError as error:
-        if os.environ.get(TRACEBACK_ENV):
-            raise
-        click.secho(f"Error: {error}", fg="red", err=True)
-        sys.exit(1)
+    with one_line_errors(), distinct_save_versions():
+        report = _tune(study, trials, env, params)
     click.echo(report)
 
 
@@ -231,13 +233,8 @@ def serve_command(model_uri: str | None, host: str, port: int, max_body_bytes: i
     and clean errors: docs/serving.md."""
     from glta_pipelines.serving.server import MAX_BODY_BYTES, serve
 
-    try:
+    with one_line_errors():
         recommender, uri = _load_served(model_uri, env)
-    except InputError as error:
-        if os.environ.get(TRACEBACK_ENV):
-            raise
-        click.secho(f"Error: {error}", fg="red", err=True)
-        sys.exit(1)
     click.echo(f"Serving {uri} on http://{host}:{port}/invocations", err=True)
     serve(recommender, host, port, max_body_bytes or MAX_BODY_BYTES, version=uri)
 

@@ -11,5 +11,6 @@ Map of the package (the package root keeps Kedro's entry points: ``settings.py``
 - ``tracking.py``: the logging API of nodes and hooks (MLflow through an explicit run id).
 - ``reports.py``: the method table and the run description shown in the MLflow UI.
 - ``seeds.py``: ``kedro seeds``, one pipeline over several seeds, one verdict.
+- ``child_runs.py``: the ``kedro run`` child processes of ``kedro seeds`` and ``kedro tune``.
 - ``tune.py``: ``kedro tune``, an Optuna study as one MLflow parent run, a nested run per trial.
 """

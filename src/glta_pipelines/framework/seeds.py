@@ -21,11 +21,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +32,7 @@ from tqdm.auto import tqdm
 
 from glta_pipelines.core.errors import InputError
 from glta_pipelines.core.evaluation.seed_summary import markdown_table, metrics_long, summarize, twin_table
+from glta_pipelines.framework.child_runs import dotlist, kedro_command, log_tail, stop, terminate_on_sigterm
 from glta_pipelines.framework.parameters import seed_parameters
 from glta_pipelines.framework.tracking import (
     PARENT_ENV,
@@ -76,25 +74,6 @@ def seed_overrides(seed: int, vary_split: bool) -> dict[str, int]:
     return {key: seed for key in seed_parameters(vary_split)}
 
 
-def _dotlist(params: dict[str, Any]) -> str:
-    """The ``--params`` text that parses back to ``params`` (null and booleans as YAML writes them)."""
-    def text(value: Any) -> str:
-        if isinstance(value, (list, tuple)):
-            return "[" + ",".join(text(v) for v in value) + "]"
-        if value is None:
-            return "null"
-        if isinstance(value, bool):
-            return str(value).lower()
-        return str(value)
-
-    return ",".join(f"{key}={text(value)}" for key, value in flatten(params).items())
-
-
-def _kedro() -> list[str]:
-    script = Path(sys.executable).with_name("kedro")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "kedro"]
-
-
 def run_seeds(project_path: Path, pipeline: str, seeds: Sequence[int], *, vary_split: bool = False,
               params: dict[str, Any] | None = None, env: str | None = None, reference: str = "lightgcn",
               mlflow_config: dict[str, Any] | None = None, show_progress: bool | None = None) -> tuple[str, str]:
@@ -117,7 +96,7 @@ def run_seeds(project_path: Path, pipeline: str, seeds: Sequence[int], *, vary_s
         mlflow_client.log_param(parent, key, str(value))
     logs = Path(tempfile.mkdtemp(prefix="glta-seeds-"))
     status, metrics = "FAILED", {}
-    _terminate_on_sigterm()
+    terminate_on_sigterm()
     try:
         bar = tqdm(seeds, desc=f"seeds ({pipeline})", unit="run", disable=None if show_progress is None else not show_progress)
         for seed in bar:
@@ -146,16 +125,10 @@ def run_seeds(project_path: Path, pipeline: str, seeds: Sequence[int], *, vary_s
         shutil.rmtree(logs, ignore_errors=True)
 
 
-def _terminate_on_sigterm() -> None:
-    """SIGTERM ends the command as Ctrl-C does (the running seed is stopped, the runs closed KILLED)."""
-    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-
-
 def _run_one(project_path: Path, pipeline: str, seed: int, vary_split: bool, params: dict[str, Any], env: str | None,
              parent: str, uri: str, experiment_id: str, log_path: Path) -> dict[str, float]:
-    command = [*_kedro(), "run", f"--pipelines={pipeline}",
-               f"--params={_dotlist({**params, **seed_overrides(seed, vary_split)})}"]
+    command = [*kedro_command(), "run", f"--pipelines={pipeline}",
+               f"--params={dotlist({**params, **seed_overrides(seed, vary_split)})}"]
     if env:
         command.append(f"--env={env}")
     child_env = {**os.environ, PARENT_ENV: parent, SEED_ENV: str(seed), "KEDRO_DISABLE_TELEMETRY": "true"}
@@ -164,16 +137,11 @@ def _run_one(project_path: Path, pipeline: str, seed: int, vary_split: bool, par
         try:
             code = process.wait()
         except BaseException:  # Ctrl-C, SIGTERM: the seed's run closes itself as KILLED on SIGINT
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop(process)
             raise
     if code != 0:
-        tail = [line for line in log_path.read_text().splitlines() if line.strip()][-3:]
         raise SeedRunError(f"seed {seed} (kedro run --pipelines={pipeline})", f"exit status {code}, ending: "
-                           + " / ".join(tail), "a finished run; its whole log is the parent run's artifact seeds/logs")
+                           + log_tail(log_path), "a finished run; its whole log is the parent run's artifact seeds/logs")
     runs = client(uri).search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{parent}' and tags.seed = '{seed}'",
                                    order_by=["attributes.start_time DESC"], max_results=1)
     if not runs:

@@ -32,7 +32,6 @@ import logging
 import math
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -228,7 +227,7 @@ def run_study(project_path: Path, name: str, study: StudyConfig, trials: int, *,
     the searched keys are the first trial (``start_from_defaults``)."""
     import optuna
 
-    from glta_pipelines.framework.seeds import _dotlist, _kedro, _terminate_on_sigterm
+    from glta_pipelines.framework.child_runs import dotlist, kedro_command, terminate_on_sigterm
     from glta_pipelines.framework.tracking import (
         PARENT_ENV,
         PROCESS_TAG,
@@ -291,7 +290,7 @@ def run_study(project_path: Path, name: str, study: StudyConfig, trials: int, *,
     done = lambda: [t for t in optuna_study.get_trials(deepcopy=False) if t.state in  # noqa: E731
                     (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
     status = "FAILED"
-    _terminate_on_sigterm()
+    terminate_on_sigterm()
     logs = Path(tempfile.mkdtemp(prefix="glta-tune-"))
     try:
         missing = max(0, trials - len(done()))
@@ -302,8 +301,8 @@ def run_study(project_path: Path, name: str, study: StudyConfig, trials: int, *,
             values = suggest(trial, study.space, kinds)
             trial.set_user_attr("values", values)  # as the run gets them (a grid's one value is a list)
             log_path = logs / f"trial_{trial.number}.log"
-            command = [*_kedro(), "run", f"--pipelines={study.pipeline}", *_nodes_option(study),
-                       f"--params={_dotlist(_merge(params, nested(values)))}"]
+            command = [*kedro_command(), "run", f"--pipelines={study.pipeline}", *_nodes_option(study),
+                       f"--params={dotlist(_merge(params, nested(values)))}"]
             if env:
                 command.append(f"--env={env}")
             try:
@@ -343,6 +342,7 @@ def _run_trial(command, project_path, trial, study: StudyConfig, uri, experiment
     (objective value or None, "complete" | "pruned" | "failed")."""
     from mlflow.exceptions import MlflowException
 
+    from glta_pipelines.framework.child_runs import log_tail, stop
     from glta_pipelines.framework.tracking import TRIAL_ENV, client
 
     child_env = {**os.environ, parent_env: parent, TRIAL_ENV: str(trial.number), "KEDRO_DISABLE_TELEMETRY": "true"}
@@ -365,25 +365,16 @@ def _run_trial(command, project_path, trial, study: StudyConfig, uri, experiment
                         reported.add(point.step)
                         trial.report(point.value, point.step)
                 if reported and trial.should_prune():
-                    process.send_signal(signal.SIGINT)
-                    try:
-                        process.wait(timeout=120)
-                    except subprocess.TimeoutExpired:
-                        process.kill()
+                    stop(process, timeout=120)
                     mlflow_client.set_tag(run_id, "pruned", "true")
                     return None, "pruned"
         except BaseException:  # Ctrl-C, SIGTERM: the trial's run closes itself as KILLED on SIGINT
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop(process)
             raise
     if process.returncode != 0:  # a broken trial stops the study: the next one would fail alike
-        tail = [line for line in log_path.read_text().splitlines() if line.strip()][-3:]
         raise TrialError(f"trial {trial.number} (kedro run --pipelines={study.pipeline})",
                          f"exit status {process.returncode}, ending: "
-                         + " / ".join(tail), "a finished run; its whole log is the parent run's artifact tune/logs "
+                         + log_tail(log_path), "a finished run; its whole log is the parent run's artifact tune/logs "
                          "(a study's pipeline reads earlier stages' outputs: `make run` or `kedro run` them first)")
     run_id = run_id or _trial_run(mlflow_client, experiment_id, parent, trial.number)
     history = mlflow_client.get_metric_history(run_id, study.objective) if run_id else []
@@ -458,7 +449,7 @@ def _summary(optuna_study, name: str, study: StudyConfig, params: dict[str, Any]
     """Best value, its parameters and the command that reproduces them, and the trials' states."""
     import optuna
 
-    from glta_pipelines.framework.seeds import _dotlist
+    from glta_pipelines.framework.child_runs import dotlist
 
     trials = optuna_study.get_trials(deepcopy=False)
     states = pd.Series([t.state.name.lower() for t in trials]).value_counts().to_dict()
@@ -470,7 +461,7 @@ def _summary(optuna_study, name: str, study: StudyConfig, params: dict[str, Any]
         chosen = _merge(params, nested(best.user_attrs.get("values", best.params)))
         summary.update(best_value=best.value, best_trial=best.number, best_params=best.params,
                        command=" ".join(["kedro run", f"--pipelines={study.pipeline}", *_nodes_option(study),
-                                         f"--params={_dotlist(chosen)}"])
+                                         f"--params={dotlist(chosen)}"])
                                + (f" --env={env}" if env else ""))
     return summary
 
