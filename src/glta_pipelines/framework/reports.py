@@ -36,6 +36,9 @@ def best_methods(metrics: pd.DataFrame, split: str = "test") -> list[str]:
     rows = metrics[metrics["split"] == split]
     out = []
     for (metric, k), group in rows.groupby(["metric", "k"], sort=False):
+        group = group.dropna(subset=["value"])  # diversity where no list has items with content
+        if group.empty:
+            continue
         lowest = metric in LOWER_IS_BETTER
         best = group.loc[group["value"].idxmin() if lowest else group["value"].idxmax()]
         out.append(f"{metric}@{k}{' (lowest)' if lowest else ''} {best['method']} {best['value']:.4g}")
